@@ -1,0 +1,110 @@
+"""Load a verified model folder and run it with LiteRT.
+
+Loading and predicting are kept apart from HTTP (KServe's split): `LiteRTModel.load` verifies
+the bytes it loads against the manifest and checks the tensor shapes, so an instance that
+exists is one that is safe to serve; `predict` takes raw 0-255 pixels and returns
+probabilities.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from pathlib import Path
+
+import numpy as np
+from ai_edge_litert.interpreter import Interpreter
+
+from digit_api.manifest import TFLITE_NAME, ManifestError, ModelManifest, read_manifest
+
+PIXELS = 28 * 28
+
+
+class ModelLoadError(RuntimeError):
+    """The folder does not hold a model this service can serve; the message says why."""
+
+
+class LiteRTModel:
+    """A LiteRT interpreter for one verified model, safe to call from several threads."""
+
+    # Large inputs are run in chunks so that one batch never allocates unbounded tensors.
+    max_chunk = 256
+
+    def __init__(self, manifest: ModelManifest, interpreter: Interpreter) -> None:
+        self.manifest = manifest
+        self._interpreter = interpreter
+        self._input = interpreter.get_input_details()[0]
+        self._output = interpreter.get_output_details()[0]
+        self._batch = int(self._input["shape"][0])
+        # One interpreter holds one set of tensors: invocations must not interleave.
+        self._lock = threading.Lock()
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def labels(self) -> list[str]:
+        return self.manifest.label_list()
+
+    @classmethod
+    def load(cls, model_dir: Path, num_threads: int | None = None) -> LiteRTModel:
+        """Verify `model_dir` against its manifest and load it; raise ModelLoadError if unfit."""
+        model_dir = Path(model_dir)
+        try:
+            manifest = read_manifest(model_dir)
+        except ManifestError as exc:
+            raise ModelLoadError(str(exc)) from None
+        path = model_dir / TFLITE_NAME
+        try:
+            # The interpreter gets the very bytes that were hashed, so a file replaced between
+            # the check and the load cannot slip through.
+            content = path.read_bytes()
+        except OSError as exc:
+            raise ModelLoadError(f"{path}: {exc.strerror or exc}") from None
+        expected = manifest.files[TFLITE_NAME]
+        actual = hashlib.sha256(content).hexdigest()
+        if len(content) != expected.size or actual != expected.sha256:
+            raise ModelLoadError(f"{path}: sha256 {actual} does not match the manifest's {expected.sha256}")
+        try:
+            interpreter = Interpreter(model_content=content, num_threads=num_threads)
+            interpreter.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelLoadError(f"{path}: LiteRT cannot load it: {exc}") from None
+        cls._check_signature(interpreter, manifest)
+        return cls(manifest, interpreter)
+
+    @staticmethod
+    def _check_signature(interpreter: Interpreter, manifest: ModelManifest) -> None:
+        inputs, outputs = interpreter.get_input_details(), interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ModelLoadError(f"expected one input and one output, got {len(inputs)} and {len(outputs)}")
+        in_shape = tuple(int(d) for d in inputs[0]["shape"][1:])
+        out_shape = tuple(int(d) for d in outputs[0]["shape"][1:])
+        if in_shape != tuple(manifest.input.shape) or inputs[0]["dtype"] != np.float32:
+            raise ModelLoadError(
+                f"model input is {inputs[0]['dtype'].__name__}{list(in_shape)}, "
+                f"manifest says float32{list(manifest.input.shape)}"
+            )
+        if out_shape != tuple(manifest.output.shape) or outputs[0]["dtype"] != np.float32:
+            raise ModelLoadError(
+                f"model output is {outputs[0]['dtype'].__name__}{list(out_shape)}, "
+                f"manifest says float32{list(manifest.output.shape)}"
+            )
+
+    def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities (N, classes) for raw 0-255 pixels shaped (N, 784) or (N, 28, 28, 1)."""
+        x = np.asarray(pixels, dtype=np.float32).reshape(-1, *self.manifest.input.shape)
+        if len(x) == 0:
+            return np.zeros((0, *self.manifest.output.shape), dtype=np.float32)
+        return np.concatenate([self._invoke(x[i : i + self.max_chunk]) for i in range(0, len(x), self.max_chunk)])
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            if len(x) != self._batch:
+                self._interpreter.resize_tensor_input(self._input["index"], list(x.shape))
+                self._interpreter.allocate_tensors()
+                self._batch = len(x)
+            self._interpreter.set_tensor(self._input["index"], x)
+            self._interpreter.invoke()
+            return self._interpreter.get_tensor(self._output["index"]).copy()

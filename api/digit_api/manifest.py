@@ -1,0 +1,233 @@
+"""The model release format of DESIGN.md: the `model.json` manifest and its checksums.
+
+One definition shared by everything that writes or reads a model folder: training writes it,
+the API verifies it before serving, the poller verifies it before committing. Standard library
+and pydantic only, so that the API image stays free of TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+MANIFEST_NAME = "model.json"
+SUMS_NAME = "SHA256SUMS"
+TFLITE_NAME = "model.tflite"
+KERAS_NAME = "model.keras"
+SIGNATURE_NAME = "model.json.sig"
+
+# The release tag is `model-v<N>`; the manifest carries N as a string so that the API can
+# report it verbatim as `model_version`, and order is always by int(N), never by date.
+VERSION_PATTERN = r"^[1-9][0-9]*$"
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+class ManifestError(ValueError):
+    """A model folder whose manifest is missing, unreadable or does not match its files."""
+
+
+class _Strict(BaseModel):
+    # Unknown keys are rejected so that a typo in a hand-edited manifest is caught, not ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileEntry(_Strict):
+    sha256: Sha256
+    size: int = Field(ge=0)
+
+
+class InputSpec(_Strict):
+    name: str = "pixels"
+    shape: tuple[int, int, int] = (28, 28, 1)
+    dtype: Literal["float32"] = "float32"
+    range: tuple[float, float] = (0.0, 255.0)
+    polarity: Literal["mnist"] = "mnist"
+    description: str = (
+        "784 pixels, row-major 28x28 grayscale, 0 = background, 255 = full ink; "
+        "the model rescales internally, so feed raw 0-255 values"
+    )
+
+
+class OutputSpec(_Strict):
+    name: str = "probabilities"
+    shape: tuple[int] = Field(description="(number of classes,)")
+    dtype: Literal["float32"] = "float32"
+
+
+class EvalSet(_Strict):
+    id: str
+    size: int = Field(gt=0)
+
+
+class Metrics(_Strict):
+    accuracy: float = Field(ge=0.0, le=1.0)
+    correct: int = Field(ge=0)
+    per_class_accuracy: dict[str, float]
+    confusion_matrix: list[list[int]] = Field(description="rows: true class, columns: predicted")
+    eval_set: EvalSet
+
+
+class DatasetRef(_Strict):
+    id: str
+    sha256: Sha256
+    train_size: int = Field(gt=0)
+
+
+class Runner(_Strict):
+    kind: Literal["local", "azureml"]
+    job_id: str | None = None
+
+
+class TrainingInfo(_Strict):
+    params: dict[str, object]
+    dataset: DatasetRef
+    code_revision: str
+    runner: Runner
+    frameworks: dict[str, str]
+    duration_seconds: float = Field(ge=0.0)
+
+
+class ModelManifest(_Strict):
+    schema_version: Literal[1] = 1
+    name: str = Field(min_length=1)
+    version: str = Field(pattern=VERSION_PATTERN)
+    created_at: datetime
+    labels: dict[str, str] = Field(description="class index (as a string) -> label")
+    input: InputSpec = InputSpec()
+    output: OutputSpec
+    metrics: Metrics
+    training: TrainingInfo
+    files: dict[str, FileEntry]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelManifest:
+        n = self.output.shape[0]
+        if sorted(self.labels, key=int) != [str(i) for i in range(n)]:
+            raise ValueError(f"labels must map every class index 0..{n - 1}, got {list(self.labels)}")
+        if set(self.metrics.per_class_accuracy) != set(self.labels.values()):
+            raise ValueError("metrics.per_class_accuracy must name every label exactly once")
+        if len(self.metrics.confusion_matrix) != n or any(len(r) != n for r in self.metrics.confusion_matrix):
+            raise ValueError(f"metrics.confusion_matrix must be {n}x{n}")
+        if TFLITE_NAME not in self.files:
+            raise ValueError(f"files must list {TFLITE_NAME}")
+        for name in self.files:
+            if "/" in name or name in ("", ".", "..") or name == MANIFEST_NAME:
+                raise ValueError(f"files: {name!r} is not a plain file name of the release")
+        return self
+
+    @property
+    def tag(self) -> str:
+        return f"model-v{self.version}"
+
+    def label_list(self) -> list[str]:
+        return [self.labels[str(i)] for i in range(len(self.labels))]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def file_entry(path: Path) -> FileEntry:
+    return FileEntry(sha256=sha256_file(path), size=path.stat().st_size)
+
+
+def parse_manifest(raw: bytes | str) -> ModelManifest:
+    try:
+        return ModelManifest.model_validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise ManifestError(f"{MANIFEST_NAME} is not a valid manifest: {problems}") from None
+
+
+def read_manifest(model_dir: Path) -> ModelManifest:
+    path = Path(model_dir) / MANIFEST_NAME
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise ManifestError(f"{path}: no manifest") from None
+    return parse_manifest(raw)
+
+
+def manifest_json(manifest: ModelManifest) -> str:
+    """Serialise the way every writer does, so that signatures and diffs are stable."""
+    return json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write through a temporary file in the same folder, so a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def format_sha256sums(entries: dict[str, FileEntry]) -> str:
+    """`sha256sum` format, so that `sha256sum -c SHA256SUMS` works on a downloaded release."""
+    return "".join(f"{entries[name].sha256}  {name}\n" for name in sorted(entries))
+
+
+def parse_sha256sums(text: str) -> dict[str, str]:
+    sums: dict[str, str] = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *](\S+)", line)
+        if not match:
+            raise ManifestError(f"{SUMS_NAME} line {number} is not '<sha256>  <name>': {line!r}")
+        sums[match.group(2)] = match.group(1)
+    return sums
+
+
+def verify_model_dir(model_dir: Path, required: tuple[str, ...] = (TFLITE_NAME,)) -> ModelManifest:
+    """Check a model folder against its manifest and return the manifest.
+
+    Every file in `required` must be present. Every file the manifest lists that is present
+    must match its size and sha256 (the API folder holds only a subset of a release). If
+    `SHA256SUMS` is present it must agree with the manifest. Raises ManifestError naming the
+    first file that does not match.
+    """
+    model_dir = Path(model_dir)
+    manifest = read_manifest(model_dir)
+    for name in required:
+        if name not in manifest.files:
+            raise ManifestError(f"{MANIFEST_NAME} does not list {name}")
+        if not (model_dir / name).is_file():
+            raise ManifestError(f"{model_dir / name}: missing")
+    for name, expected in manifest.files.items():
+        path = model_dir / name
+        if not path.is_file():
+            continue
+        size = path.stat().st_size
+        if size != expected.size:
+            raise ManifestError(f"{name}: size {size} bytes, manifest says {expected.size}")
+        actual = sha256_file(path)
+        if actual != expected.sha256:
+            raise ManifestError(f"{name}: sha256 {actual} does not match the manifest's {expected.sha256}")
+    sums_path = model_dir / SUMS_NAME
+    if sums_path.is_file():
+        sums = parse_sha256sums(sums_path.read_text(encoding="utf-8"))
+        for name, entry in manifest.files.items():
+            if sums.get(name) != entry.sha256:
+                raise ManifestError(f"{SUMS_NAME} disagrees with {MANIFEST_NAME} about {name}")
+        listed = sums.get(MANIFEST_NAME)
+        if listed is not None and listed != sha256_file(model_dir / MANIFEST_NAME):
+            raise ManifestError(f"{MANIFEST_NAME}: sha256 does not match {SUMS_NAME}")
+    return manifest

@@ -1,0 +1,95 @@
+"""Train the digit model and write a verified release folder.
+
+    python -m digit_training                       # params.yaml, bundled data -> build/model
+    python -m digit_training --data keras          # the full 70,000-digit MNIST (downloads once)
+    python -m digit_training --ship api/models     # and put it in service (make ship)
+
+Exit codes: 0 a release was written; 1 the run failed (export parity, I/O); 2 bad parameters
+or data, named in the message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+from digit_training.data import DataError
+from digit_training.params import DEFAULT_PARAMS, ParamsError, load_params
+
+logger = logging.getLogger("digit_training")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m digit_training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="YAML parameters (default: %(default)s)")
+    parser.add_argument(
+        "--data",
+        default="bundled",
+        help="'bundled' (10,000 digits in the repo), 'keras' (full MNIST, downloads) or a path to a "
+        "file in the Keras mnist.npz layout (default: %(default)s)",
+    )
+    parser.add_argument("--out", type=Path, default=Path("build/model"), help="release folder (default: %(default)s)")
+    parser.add_argument("--version", type=positive_int, default=1, help="N of the release tag model-vN (default: 1)")
+    parser.add_argument(
+        "--report-dir", type=Path, default=Path("report-images"), help="where the confusion matrix PNG goes"
+    )
+    parser.add_argument("--no-report", action="store_true", help="do not write the confusion matrix PNG")
+    parser.add_argument("--max-train-samples", type=positive_int, help="train on the first N digits only (smoke runs)")
+    parser.add_argument("--ship", type=Path, metavar="MODEL_DIR", help="then copy model.tflite + model.json there")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        # Checked before TensorFlow loads, so a typo is reported in a fraction of a second.
+        params = load_params(args.params)
+    except ParamsError as exc:
+        logger.error("%s", exc)
+        return EXIT_BAD_INPUT
+    # TensorFlow's C++ start-up chatter buries the progress bar; its warnings still show.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from digit_training.export import ExportError  # noqa: PLC0415  (TensorFlow loads here, after --help)
+    from digit_training.pipeline import RunConfig, run  # noqa: PLC0415
+
+    config = RunConfig(
+        params=params,
+        data=args.data,
+        out_dir=args.out,
+        version=args.version,
+        report_dir=None if args.no_report else args.report_dir,
+        max_train_samples=args.max_train_samples,
+        ship_dir=args.ship,
+        verbose=0 if args.quiet else "auto",
+    )
+    try:
+        manifest = run(config)
+    except DataError as exc:
+        logger.error("%s", exc)
+        return EXIT_BAD_INPUT
+    except (ExportError, OSError) as exc:
+        logger.error("training run failed: %s", exc)
+        return EXIT_FAILED
+    print(
+        f"{manifest.tag}: accuracy {manifest.metrics.accuracy:.2%} on {manifest.metrics.eval_set.size} held-out digits"
+    )
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

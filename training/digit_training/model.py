@@ -1,0 +1,44 @@
+"""The network and its augmentation.
+
+Normalisation is a layer of the model (DESIGN.md: every runtime feeds raw 0-255), while
+augmentation runs in the input pipeline and never becomes part of the exported graph.
+"""
+
+from __future__ import annotations
+
+import keras
+from keras import layers
+
+from digit_training.params import Augmentation
+
+INPUT_SHAPE = (28, 28, 1)
+
+
+def build_model(num_classes: int, dropout: float = 0.3) -> keras.Model:
+    """A small LeNet-style CNN: two conv/pool blocks and a dense head with softmax probabilities."""
+    inputs = keras.Input(shape=INPUT_SHAPE, name="pixels")
+    x = layers.Rescaling(1.0 / 255, name="rescale_0_255")(inputs)
+    x = layers.Conv2D(32, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Conv2D(64, 3, activation="relu")(x)
+    x = layers.MaxPooling2D()(x)
+    x = layers.Flatten()(x)
+    x = layers.Dropout(dropout)(x)
+    x = layers.Dense(128, activation="relu")(x)
+    x = layers.Dropout(dropout)(x)
+    outputs = layers.Dense(num_classes, activation="softmax", name="probabilities")(x)
+    return keras.Model(inputs, outputs, name="mnist_cnn")
+
+
+def build_augmenter(aug: Augmentation, seed: int) -> keras.Sequential:
+    """Small rotations, shifts and zooms, the variation between people's handwriting."""
+    # MNIST background is 0, so the pixels exposed by a transform are filled with 0.
+    fill = {"fill_mode": "constant", "fill_value": 0.0}
+    return keras.Sequential(
+        [
+            layers.RandomRotation(aug.rotation_degrees / 360, seed=seed, **fill),
+            layers.RandomTranslation(aug.shift_fraction, aug.shift_fraction, seed=seed + 1, **fill),
+            layers.RandomZoom(aug.zoom_fraction, aug.zoom_fraction, seed=seed + 2, **fill),
+        ],
+        name="augment",
+    )

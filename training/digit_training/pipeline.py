@@ -1,0 +1,178 @@
+"""Train, evaluate, export and verify: one run produces one complete release folder or nothing."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from digit_api.inference import LiteRTModel
+from digit_api.manifest import (
+    KERAS_NAME,
+    MANIFEST_NAME,
+    SUMS_NAME,
+    TFLITE_NAME,
+    DatasetRef,
+    ModelManifest,
+    OutputSpec,
+    Runner,
+    TrainingInfo,
+    file_entry,
+    format_sha256sums,
+    manifest_json,
+    verify_model_dir,
+    write_atomic,
+)
+from digit_training.data import load_dataset
+from digit_training.evaluate import compute_metrics, plot_confusion
+from digit_training.export import ExportError, check_parity, to_tflite
+from digit_training.params import TrainParams
+from digit_training.train import train_model
+
+logger = logging.getLogger(__name__)
+
+MODEL_NAME = "mnist-cnn"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    params: TrainParams
+    data: str
+    out_dir: Path
+    version: int
+    report_dir: Path | None
+    max_train_samples: int | None = None
+    ship_dir: Path | None = None
+    verbose: int | str = "auto"
+
+
+def code_revision() -> str:
+    """The commit the code came from (`CODE_REVISION` wins, as a remote job has no .git)."""
+    if os.environ.get("CODE_REVISION"):
+        return os.environ["CODE_REVISION"]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "training", "api/digit_api"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def runner() -> Runner:
+    # Azure ML sets AZUREML_RUN_ID inside every job; anywhere else this is a local run.
+    job_id = os.environ.get("AZUREML_RUN_ID")
+    return Runner(kind="azureml", job_id=job_id) if job_id else Runner(kind="local")
+
+
+def run(config: RunConfig) -> ModelManifest:
+    """Run the whole pipeline; return the manifest of the verified release in `config.out_dir`."""
+    params = config.params
+    dataset = load_dataset(config.data).select(params.numbers)
+    x_train, y_train = dataset.x_train, dataset.y_train
+    if config.max_train_samples:
+        x_train, y_train = x_train[: config.max_train_samples], y_train[: config.max_train_samples]
+    labels = [str(n) for n in params.numbers]
+    logger.info(
+        "training on %d digits of %s (%s), evaluating on %d held-out digits",
+        len(x_train),
+        dataset.id,
+        ",".join(labels),
+        len(dataset.x_test),
+    )
+
+    started = time.monotonic()
+    model = train_model(params, x_train, y_train, verbose=config.verbose)
+    duration = time.monotonic() - started
+    x_test = dataset.x_test[..., None].astype(np.float32)
+    keras_probabilities = model.predict(x_test, batch_size=500, verbose=0)
+    metrics = compute_metrics(keras_probabilities, dataset.y_test, labels, f"{dataset.id}:test")
+    logger.info("held-out accuracy %.2f%% (%d/%d)", 100 * metrics.accuracy, metrics.correct, len(x_test))
+
+    config.out_dir.parent.mkdir(parents=True, exist_ok=True)
+    # Everything is written into a scratch folder beside the target and moved into place only
+    # after it has passed every check, so a failed run never leaves a half-written release.
+    staging = Path(tempfile.mkdtemp(prefix=f".{config.out_dir.name}-", dir=config.out_dir.parent))
+    try:
+        to_tflite(model, staging / TFLITE_NAME)
+        model.save(staging / KERAS_NAME)
+        files = {name: file_entry(staging / name) for name in (KERAS_NAME, TFLITE_NAME)}
+        manifest = ModelManifest(
+            name=MODEL_NAME,
+            version=str(config.version),
+            created_at=datetime.now(UTC),
+            labels={str(i): label for i, label in enumerate(labels)},
+            output=OutputSpec(shape=(len(labels),)),
+            metrics=metrics,
+            training=TrainingInfo(
+                params=params.model_dump(mode="json"),
+                dataset=DatasetRef(id=dataset.id, sha256=dataset.sha256, train_size=len(x_train)),
+                code_revision=code_revision(),
+                runner=runner(),
+                frameworks={
+                    "tensorflow": tf.__version__,
+                    "keras": keras.__version__,
+                    "numpy": np.__version__,
+                    "python": platform.python_version(),
+                },
+                duration_seconds=round(duration, 1),
+            ),
+            files=files,
+        )
+        (staging / MANIFEST_NAME).write_text(manifest_json(manifest), encoding="utf-8")
+        (staging / SUMS_NAME).write_text(
+            format_sha256sums({**files, MANIFEST_NAME: file_entry(staging / MANIFEST_NAME)}), encoding="utf-8"
+        )
+
+        # Load the release exactly as the API will, and compare it with the Keras model.
+        verify_model_dir(staging, required=(TFLITE_NAME, KERAS_NAME))
+        parity = check_parity(keras_probabilities, LiteRTModel.load(staging).predict(x_test))
+        logger.info("LiteRT parity: %s", parity)
+        if not parity.ok:
+            raise ExportError(f"the LiteRT export disagrees with the Keras model: {parity}")
+
+        if config.out_dir.exists():
+            shutil.rmtree(config.out_dir)
+        staging.chmod(0o755)  # mkdtemp makes it private; a release is for everyone to read
+        staging.rename(config.out_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("wrote release %s (%s) to %s", manifest.tag, manifest.name, config.out_dir)
+
+    if config.report_dir:
+        path = config.report_dir / "confusion_matrix.png"
+        plot_confusion(metrics, labels, f"{manifest.name} {manifest.tag}", path)
+        logger.info("wrote %s", path)
+    if config.ship_dir:
+        ship(config.out_dir, config.ship_dir)
+    return manifest
+
+
+def ship(release_dir: Path, model_dir: Path) -> None:
+    """Put the served files of a verified release into the API's model folder."""
+    verify_model_dir(release_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    # The model first, the manifest last: the API reloads on a new manifest, and until then
+    # a new model.tflite with the old manifest fails its checksum and is not served.
+    for name in (TFLITE_NAME, MANIFEST_NAME):
+        write_atomic(model_dir / name, (release_dir / name).read_bytes())
+    verify_model_dir(model_dir)
+    logger.info("shipped %s to %s", release_dir, model_dir)

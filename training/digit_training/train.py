@@ -1,0 +1,39 @@
+"""Fit the model reproducibly: one seed fixes weights, shuffling and augmentation."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from digit_training.model import build_augmenter, build_model
+from digit_training.params import TrainParams
+
+
+def make_reproducible(seed: int) -> None:
+    """Seed Python, NumPy and TensorFlow and make TensorFlow's kernels deterministic."""
+    keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
+def train_model(params: TrainParams, x: np.ndarray, y: np.ndarray, verbose: int | str = "auto") -> keras.Model:
+    """Train a fresh model on uint8 images `x` (N, 28, 28) with class indices `y`."""
+    make_reproducible(params.seed)
+    model = build_model(num_classes=len(params.numbers))
+    steps = params.epochs * -(-len(x) // params.batch_size)
+    schedule = keras.optimizers.schedules.CosineDecay(params.learning_rate, decay_steps=steps)
+    model.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    data = (
+        tf.data.Dataset.from_tensor_slices((x[..., None].astype("float32"), y.astype("int32")))
+        .shuffle(len(x), seed=params.seed, reshuffle_each_iteration=True)
+        .batch(params.batch_size)
+    )
+    if params.augmentation.enabled:
+        augment = build_augmenter(params.augmentation, params.seed)
+        data = data.map(lambda images, labels: (augment(images, training=True), labels))
+    model.fit(data.prefetch(tf.data.AUTOTUNE), epochs=params.epochs, verbose=verbose)
+    return model
