@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,15 +54,18 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def read_npz(path: Path, dataset_id: str | None = None) -> Dataset:
+def read_npz(path: Path, dataset_id: str | None = None, expected_sha256: str | None = None) -> Dataset:
     """Read any file in the Keras `mnist.npz` layout and check that it keeps to it."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
+    sha256 = file_sha256(path)
+    if expected_sha256 and sha256 != expected_sha256:
+        raise DataError(f"{path}: sha256 {sha256} differs from the recorded {expected_sha256}")
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in KEYS if key in npz.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
         raise DataError(f"{path}: not a readable .npz file ({exc})") from None
     missing = [key for key in KEYS if key not in arrays]
     if missing:
@@ -74,19 +78,13 @@ def read_npz(path: Path, dataset_id: str | None = None) -> Dataset:
             raise DataError(f"{path}: x_{split} must be (N, 28, 28) with N labels, got {x.shape} and {y.shape}")
         if len(y) and y.max() > 9:
             raise DataError(f"{path}: y_{split} has labels outside 0-9")
-    return Dataset(id=dataset_id or path.name, sha256=file_sha256(path), **arrays)
+    return Dataset(id=dataset_id or path.name, sha256=sha256, **arrays)
 
 
 def load_bundled() -> Dataset:
     """The committed 10,000 real digits, checked against their recorded provenance."""
     provenance = json.loads(PROVENANCE_PATH.read_text(encoding="utf-8"))
-    dataset = read_npz(BUNDLED_PATH, provenance["dataset_id"])
-    if dataset.sha256 != provenance["npz_sha256"]:
-        raise DataError(
-            f"{BUNDLED_PATH}: sha256 {dataset.sha256} differs from {PROVENANCE_PATH.name}'s "
-            f"{provenance['npz_sha256']}; rebuild it with `python -m digit_training.build_dataset`"
-        )
-    return dataset
+    return read_npz(BUNDLED_PATH, provenance["dataset_id"], expected_sha256=provenance["npz_sha256"])
 
 
 def load_keras() -> Dataset:

@@ -44,6 +44,8 @@ logger = logging.getLogger(__name__)
 
 MODEL_NAME = "mnist-cnn"
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# Where the code that shapes a model lives; api/models/ is output, not code.
+CODE_PATHS = ("training", "api/digit_api")
 
 
 @dataclass(frozen=True)
@@ -67,7 +69,7 @@ def code_revision() -> str:
             ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--", "training", "api/digit_api"],
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
             capture_output=True,
             text=True,
             check=True,
@@ -99,6 +101,7 @@ def run(config: RunConfig) -> ModelManifest:
         len(dataset.x_test),
     )
 
+    revision = code_revision()  # before training: the code that ran, not what was edited meanwhile
     started = time.monotonic()
     model = train_model(params, x_train, y_train, verbose=config.verbose)
     duration = time.monotonic() - started
@@ -125,7 +128,7 @@ def run(config: RunConfig) -> ModelManifest:
             training=TrainingInfo(
                 params=params.model_dump(mode="json"),
                 dataset=DatasetRef(id=dataset.id, sha256=dataset.sha256, train_size=len(x_train)),
-                code_revision=code_revision(),
+                code_revision=revision,
                 runner=runner(),
                 frameworks={
                     "tensorflow": tf.__version__,

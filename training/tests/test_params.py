@@ -1,0 +1,70 @@
+"""Training parameters: the committed file is valid, and every bad value is named with a non-zero exit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from digit_training.__main__ import EXIT_BAD_INPUT, main
+from digit_training.params import DEFAULT_PARAMS, ParamsError, load_params
+
+VALID = "epochs: 2\nbatch_size: 32\nlearning_rate: 0.001\nseed: 1\n"
+
+
+def test_committed_params_are_valid_and_know_all_ten_digits() -> None:
+    params = load_params(DEFAULT_PARAMS)
+    assert params.numbers == tuple(range(10))
+    assert params.epochs >= 1 and params.augmentation.enabled
+
+
+def test_numbers_default_to_all_ten_and_are_sorted(tmp_path: Path) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(VALID)
+    assert load_params(path).numbers == tuple(range(10))
+    path.write_text(VALID + "numbers: [7, 1, 3]\n")
+    assert load_params(path).numbers == (1, 3, 7)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (VALID + "numbers: [0, 1, 12]\n", r"numbers: Value error, unknown digit\(s\) \[12\]"),
+        (VALID + "numbers: [1, 1, 2]\n", r"numbers: Value error, digits listed twice"),
+        (VALID + "numbers: [4]\n", r"numbers: Value error, a classifier needs at least two digits"),
+        (VALID.replace("epochs: 2", "epochs: -3"), r"epochs: Input should be greater than or equal to 1"),
+        (VALID.replace("learning_rate: 0.001", "learning_rate: x"), r"learning_rate: Input should be a valid number"),
+        (VALID.replace("seed: 1\n", ""), r"seed: Field required"),
+        (VALID + "epoch: 3\n", r"epoch: Extra inputs are not permitted"),
+        (VALID + "augmentation: {rotation_degrees: 90}\n", r"augmentation\.rotation_degrees: Input should be less"),
+        ("- just\n- a list\n", r"expected a mapping"),
+        ("epochs: [\n", r"not valid YAML"),
+    ],
+    ids=["unknown-digit", "duplicate", "one-digit", "negative-epochs", "not-a-number", "missing", "typo",
+         "rotation", "list", "yaml"],
+)  # fmt: skip
+def test_bad_params_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(text)
+    with pytest.raises(ParamsError, match=message):
+        load_params(path)
+
+
+def test_cli_exits_non_zero_naming_a_bad_parameter(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(VALID + "numbers: [0, 10]\n")
+    assert main(["--params", str(path), "--out", str(tmp_path / "out")]) == EXIT_BAD_INPUT
+    assert "numbers: Value error, unknown digit(s) [10]" in caplog.text
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_exits_non_zero_naming_a_missing_params_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    assert main(["--params", str(tmp_path / "nope.yaml")]) == EXIT_BAD_INPUT
+    assert "nope.yaml: params file not found" in caplog.text
+
+
+def test_cli_rejects_a_negative_version(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--version", "-1"])
+    assert exit_info.value.code == 2
+    assert "--version: must be at least 1, got -1" in capsys.readouterr().err
