@@ -1,12 +1,21 @@
-"""Held-out metrics: accuracy, per-class accuracy and the confusion matrix (also as a PNG)."""
+"""Held-out metrics: accuracy, per-class accuracy and the confusion matrix (also as a PNG).
+
+    python -m digit_training.evaluate [MODEL_DIR]    # recompute a model folder's accuracy with LiteRT
+
+No TensorFlow here: this is the check the API's model and the poller's candidates go through.
+"""
 
 from __future__ import annotations
 
+import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
 
+from digit_api.inference import LiteRTModel, ModelLoadError
 from digit_api.manifest import EvalSet, Metrics
+from digit_training.data import load_bundled
 
 
 def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, names: list[str], eval_set_id: str) -> Metrics:
@@ -54,3 +63,31 @@ def plot_confusion(metrics: Metrics, names: list[str], title: str, path: Path) -
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
     plt.close(fig)
+
+
+def evaluate_model_dir(model_dir: Path) -> Metrics:
+    """Load a model folder as the API does and measure it on the bundled held-out digits."""
+    model = LiteRTModel.load(model_dir)
+    labels = model.labels
+    dataset = load_bundled().select(tuple(int(label) for label in labels))
+    probabilities = model.predict(dataset.x_test.reshape(len(dataset.x_test), -1))
+    return compute_metrics(probabilities, dataset.y_test, labels, f"{dataset.id}:test")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m digit_training.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("model_dir", nargs="?", type=Path, default=Path("api/models"), help="default: %(default)s")
+    args = parser.parse_args(argv)
+    try:
+        metrics = evaluate_model_dir(args.model_dir)
+    except ModelLoadError as exc:
+        print(f"cannot load {args.model_dir}: {exc}", file=sys.stderr)
+        return 1
+    counts = f"({metrics.correct}/{metrics.eval_set.size})"
+    print(f"{args.model_dir}: accuracy {metrics.accuracy:.2%} {counts} on {metrics.eval_set.id}")
+    print("per class: " + "  ".join(f"{k}: {v:.1%}" for k, v in metrics.per_class_accuracy.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
