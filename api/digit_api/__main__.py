@@ -1,0 +1,27 @@
+"""Run the digit API: `python -m digit_api` (settings from HOST, PORT, MODEL_DIR, LOG_LEVEL, WORKERS)."""
+
+from __future__ import annotations
+
+import uvicorn
+
+from digit_api.config import get_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    settings = get_settings()
+    uvicorn.run(
+        "digit_api.main:serve_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=settings.workers,
+        log_config=None,  # serve_app installs the JSON logging in every worker
+        log_level=settings.log_level,
+        access_log=False,  # the service middleware writes one access line per request
+        server_header=False,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""The service's settings: one typed object read from the environment (DESIGN.md, "Configuration")."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Part of the API contract (documented in the OpenAPI schema), hence constants, not settings.
+MAX_BATCH = 128
+MAX_BODY_BYTES = 2 * 1024 * 1024  # nginx's client_max_body_size matches this
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    model_dir: Path = Path("api/models")
+    log_level: Literal["debug", "info", "warning", "error", "critical"] = "info"
+    workers: int = Field(1, ge=1, le=64)
+    # Seconds between checks of MODEL_DIR/model.json for a new model; 0 turns hot reload off.
+    reload_interval: float = Field(2.0, ge=0)
+    # LiteRT threads per request: one keeps latency flat when several requests run at once.
+    num_threads: int = Field(1, ge=1, le=64)
+    # The drawing page the service serves itself in the embedded set-up (`make run`); none if absent.
+    static_dir: Path = REPO_ROOT / "frontend" / "static"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

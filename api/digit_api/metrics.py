@@ -1,0 +1,43 @@
+"""Prometheus metrics of one app instance (its own registry, so tests can build many apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+CONFIDENCE_BUCKETS = (0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999, 1.0)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "http_requests", "HTTP requests by route and status", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "http_request_duration_seconds",
+            "Time from request to response by route",
+            ["method", "route"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.predictions = Counter("predictions", "Predictions by predicted label", ["label"], registry=self.registry)
+        self.confidence = Histogram(
+            "prediction_confidence",
+            "Probability of the predicted label",
+            buckets=CONFIDENCE_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_info = Gauge(
+            "model_info", "The model in service (value 1)", ["name", "version"], registry=self.registry
+        )
+        self.reloads = Counter("model_reloads", "Model loads by result", ["result"], registry=self.registry)
+
+    def observe_predictions(self, labels: list[str], confidences: list[float]) -> None:
+        for label, confidence in zip(labels, confidences, strict=True):
+            self.predictions.labels(label).inc()
+            self.confidence.observe(confidence)
+
+    def set_model(self, name: str, version: str) -> None:
+        self.model_info.clear()
+        self.model_info.labels(name, version).set(1)

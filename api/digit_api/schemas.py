@@ -1,0 +1,117 @@
+"""Request and response bodies of the API contract (DESIGN.md, "The API contract")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict, Tag
+
+from digit_api.config import MAX_BATCH
+
+PIXELS = 784
+
+# The pixel contract: a number (not a string, not a bool), finite, 0 = background to 255 = full ink.
+Pixel = Annotated[float, Strict(), Field(ge=0, le=255, allow_inf_nan=False)]
+
+
+def _flat(value: Any) -> Any:
+    # A 28x28 nested list is the likeliest mistake: say so instead of 28 "not a number" errors.
+    if isinstance(value, list) and value and isinstance(value[0], list):
+        raise ValueError("pixels must be one flat list of 784 numbers (row-major), not nested lists")
+    return value
+
+
+Pixels = Annotated[
+    Annotated[
+        list[Pixel],
+        Field(
+            min_length=PIXELS, max_length=PIXELS, description="784 numbers, row-major 28x28, 0 = background, 255 = ink"
+        ),
+    ],
+    BeforeValidator(_flat),
+]
+
+
+class PixelsIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pixels: Pixels
+
+
+def _body_form(value: Any) -> str:
+    return "array" if isinstance(value, list) else "object"
+
+
+# `{"pixels": [...]}`, or the bare array older clients send; the tag keeps errors to the form sent.
+PredictBody = Annotated[
+    Annotated[PixelsIn, Tag("object")] | Annotated[Pixels, Tag("array")],
+    Discriminator(_body_form),
+]
+
+
+class BatchIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    instances: Annotated[list[Pixels], Field(min_length=1, max_length=MAX_BATCH)]
+
+
+class ImageIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_base64: str = Field(
+        min_length=1, description="a PNG or JPEG, base64-encoded; a data: URL (canvas.toDataURL()) works too"
+    )
+
+
+class Digit(BaseModel):
+    prediction: int = Field(description="the digit")
+    probability: float = Field(description="the probability of that digit")
+    probabilities: list[float] = Field(description="one probability per label, in the order of GET /model's labels")
+
+
+class Prediction(Digit):
+    model_version: str
+
+
+class BatchPrediction(BaseModel):
+    predictions: list[Digit]
+    model_version: str
+
+
+class ImagePrediction(Prediction):
+    pixels: list[int] = Field(description="the 784 pixels the image was turned into")
+
+
+class Problem(BaseModel):
+    detail: str = Field(description="what was wrong")
+    errors: list[dict[str, Any]] | None = Field(None, description="every validation error (at most 20)")
+
+
+class V2Tensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: Literal["FP32", "UINT8"]
+    data: list[Any] = Field(description="row-major, flat or nested")
+    parameters: dict[str, Any] | None = None
+
+
+class V2InferRequest(BaseModel):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: Annotated[list[V2Tensor], Field(min_length=1, max_length=1)]
+    outputs: list[dict[str, Any]] | None = None
+
+
+class V2OutputTensor(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    data: list[float]
+
+
+class V2InferResponse(BaseModel):
+    model_name: str
+    model_version: str
+    id: str | None = None
+    outputs: list[V2OutputTensor]
+
+
+class V2Error(BaseModel):
+    error: str

@@ -1,0 +1,161 @@
+"""Hot reload: a new model goes live without a failed request; a bad one never replaces a good one."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, file_entry, manifest_json, read_manifest, write_atomic
+from digit_api.metrics import Metrics
+from digit_api.store import ModelStore, NotReady
+
+
+def publish(model_dir: Path, version: str, tflite: bytes | None = None) -> None:
+    """Write a model the way the poller does: the model file first, the manifest last, each atomically."""
+    manifest = read_manifest(model_dir)
+    files = dict(manifest.files)
+    if tflite is not None:
+        write_atomic(model_dir / TFLITE_NAME, tflite)
+        files[TFLITE_NAME] = file_entry(model_dir / TFLITE_NAME)
+    updated = manifest.model_copy(update={"version": version, "files": files})
+    write_atomic(model_dir / MANIFEST_NAME, manifest_json(updated).encode())
+
+
+def test_refresh_swaps_in_a_new_version(model_copy: Path) -> None:
+    store = ModelStore(model_copy, Metrics())
+    with pytest.raises(NotReady):
+        store.current()
+    assert store.refresh() and store.version == "1"
+    assert not store.refresh()  # nothing changed: nothing reloaded
+    before = store.current()
+    publish(model_copy, "2")
+    assert store.refresh() and store.version == "2"
+    assert before.version == "1"  # a request holding the old model keeps it to the end
+
+
+def test_refresh_keeps_the_old_model_when_the_new_one_is_bad(model_copy: Path, caplog) -> None:
+    metrics = Metrics()
+    store = ModelStore(model_copy, metrics)
+    store.refresh()
+    publish(model_copy, "2", tflite=b"this is not a model")
+    assert not store.refresh()
+    assert store.version == "1" and store.ready
+    assert "new model in" in caplog.text and "refused, still serving version 1" in caplog.text
+    assert metrics.reloads.labels("failure")._value.get() == 1
+    assert not store.refresh()  # the same broken files are not retried every tick
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+# LiteRT's C++ core prints this once, on its own, to stderr; every other line is our JSON.
+NATIVE_LINE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
+
+
+@pytest.fixture
+def start_service(tmp_path: Path):
+    """Start `python -m digit_api` over a model folder; yields (base URL, function returning its log so far)."""
+    processes = []
+
+    def start(model_dir: Path, **env: str) -> tuple[str, callable]:
+        port = free_port()
+        log = tmp_path / f"service-{port}.log"
+        settings = {"PORT": str(port), "MODEL_DIR": str(model_dir), "LOG_LEVEL": "info", **env}
+        with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the service
+            process = subprocess.Popen(
+                [sys.executable, "-m", "digit_api"],
+                env={**os.environ, **settings},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        processes.append(process)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    return base, log.read_text
+            except httpx.TransportError:
+                time.sleep(0.1)
+        pytest.fail(f"service did not become ready: {log.read_text()[-2000:]}")
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_reload_under_load_drops_no_request(start_service, model_copy: Path, digit) -> None:
+    base, read_log = start_service(model_copy, RELOAD_INTERVAL="0.2")
+    model_dir = model_copy
+    pixels, label = digit
+    per_client: list[list[tuple[int, str, str, int]]] = [[] for _ in range(4)]
+    stop = threading.Event()
+
+    def hammer(results: list) -> None:
+        with httpx.Client(base_url=base, timeout=5) as http:
+            while not stop.is_set():
+                r = http.post("/predict", json={"pixels": pixels})
+                body = r.json()
+                results.append(
+                    (r.status_code, r.headers["X-Model-Version"], body.get("model_version"), body.get("prediction"))
+                )
+
+    threads = [threading.Thread(target=hammer, args=(results,)) for results in per_client]
+    for thread in threads:
+        thread.start()
+    try:
+        time.sleep(0.5)
+        publish(model_dir, "2")
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{base}/readyz").json()["model_version"] != "2":
+            assert time.monotonic() < deadline, "version 2 never went live"
+            time.sleep(0.05)
+        time.sleep(0.5)
+        # A corrupt replacement: refused, and version 2 keeps serving.
+        publish(model_dir, "3", tflite=b"\x00" * 1000)
+        time.sleep(1.0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+    results = [result for client in per_client for result in client]
+    assert len(results) > 100
+    assert all(status == 200 for status, *_ in results), {r[0] for r in results}
+    assert all(header == version for _, header, version, _ in results)  # the header names the model that answered
+    assert all(prediction == label for *_, prediction in results)
+    assert {version for _, _, version, _ in results} == {"1", "2"}
+    for client in per_client:  # each client, in its own order: once it saw version 2, never 1 again
+        versions = [version for _, _, version, _ in client]
+        assert versions == sorted(versions, key=int)
+    assert httpx.get(f"{base}/readyz").json() == {"status": "ready", "model_version": "2"}
+    metrics = httpx.get(f"{base}/metrics").text
+    assert 'model_reloads_total{result="success"} 2.0' in metrics
+    assert 'model_reloads_total{result="failure"} 1.0' in metrics
+    assert 'model_info{name="mnist-cnn",version="2"} 1.0' in metrics
+    assert "refused, still serving version 2" in read_log()
+
+
+def test_logs_are_json_lines_with_request_ids(start_service, model_copy: Path) -> None:
+    base, read_log = start_service(model_copy)
+    httpx.get(f"{base}/healthz", headers={"X-Request-Id": "trace-42"})
+    time.sleep(0.3)
+    lines = [line for line in read_log().splitlines() if line.strip() and line != NATIVE_LINE]
+    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    access = [r for r in records if r.get("request_id") == "trace-42"]
+    assert len(access) == 1 and access[0]["logger"] == "digit_api.access"
+    assert access[0]["status"] == 200 and access[0]["path"] == "/healthz" and access[0]["duration_ms"] > 0
+    assert any("serving model mnist-cnn version 1" in r["message"] for r in records)
