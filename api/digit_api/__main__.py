@@ -19,6 +19,8 @@ def main(argv: list[str] | None = None) -> int:
         log_level=settings.log_level,
         access_log=False,  # the service middleware writes one access line per request
         server_header=False,
+        # The service reads no client address; behind nginx the X-Forwarded-* work is nginx's.
+        proxy_headers=False,
     )
     return 0
 

@@ -51,7 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
 
-    app = FastAPI(title="Digit recognition API", version="1", description=DESCRIPTION, lifespan=lifespan)
+    app = FastAPI(
+        title="Digit recognition API",
+        version="1",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        # Metrics are Prometheus' (/metrics); FastAPI's OpenTelemetry hooks would only cost a
+        # check on every request.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
+    )
     app.state.store = store
     app.state.metrics = metrics
     app.include_router(predict.router)

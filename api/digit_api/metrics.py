@@ -32,10 +32,25 @@ class Metrics:
             "model_info", "The model in service (value 1)", ["name", "version"], registry=self.registry
         )
         self.reloads = Counter("model_reloads", "Model loads by result", ["result"], registry=self.registry)
+        # `.labels()` builds and locks on every call; the label sets are few, so keep their children.
+        self._request_children: dict[tuple[str, str, int], tuple] = {}
+        self._prediction_children: dict[str, object] = {}
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def observe_predictions(self, labels: list[str], confidences: list[float]) -> None:
         for label, confidence in zip(labels, confidences, strict=True):
-            self.predictions.labels(label).inc()
+            child = self._prediction_children.get(label)
+            if child is None:
+                child = self._prediction_children[label] = self.predictions.labels(label)
+            child.inc()
             self.confidence.observe(confidence)
 
     def set_model(self, name: str, version: str) -> None:
