@@ -149,13 +149,28 @@ def test_reload_under_load_drops_no_request(start_service, model_copy: Path, dig
     assert "refused, still serving version 2" in read_log()
 
 
+def log_records(text: str) -> list[dict]:
+    lines = [line for line in text.splitlines() if line.strip() and line != NATIVE_LINE]
+    return [json.loads(line) for line in lines]  # every line is one JSON object
+
+
 def test_logs_are_json_lines_with_request_ids(start_service, model_copy: Path) -> None:
-    base, read_log = start_service(model_copy)
+    base, read_log = start_service(model_copy, LOG_LEVEL="debug")
     httpx.get(f"{base}/healthz", headers={"X-Request-Id": "trace-42"})
     time.sleep(0.3)
-    lines = [line for line in read_log().splitlines() if line.strip() and line != NATIVE_LINE]
-    records = [json.loads(line) for line in lines]  # every line is one JSON object
+    records = log_records(read_log())
     access = [r for r in records if r.get("request_id") == "trace-42"]
-    assert len(access) == 1 and access[0]["logger"] == "digit_api.access"
+    assert len(access) == 1 and access[0]["logger"] == "digit_api.access" and access[0]["level"] == "DEBUG"
     assert access[0]["status"] == 200 and access[0]["path"] == "/healthz" and access[0]["duration_ms"] > 0
     assert any("serving model mnist-cnn version 1" in r["message"] for r in records)
+
+
+def test_info_level_logs_client_errors_not_successes(start_service, model_copy: Path) -> None:
+    base, read_log = start_service(model_copy)
+    httpx.post(f"{base}/predict", json={"pixels": [0] * 784}, headers={"X-Request-Id": "ok-1"})
+    httpx.post(f"{base}/predict", json={"pixels": [0] * 783}, headers={"X-Request-Id": "bad-1"})
+    time.sleep(0.3)
+    records = log_records(read_log())
+    assert not [r for r in records if r.get("request_id") == "ok-1"]
+    [error] = [r for r in records if r.get("request_id") == "bad-1"]
+    assert error["level"] == "INFO" and error["status"] == 422 and error["path"] == "/predict"
