@@ -16,8 +16,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "http_request_duration_seconds",
-            "Time from request to response by route",
-            ["method", "route"],
+            "Time from request to response by route and status",
+            ["method", "route", "status"],
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
@@ -40,7 +40,8 @@ class Metrics:
         key = (method, route, status)
         children = self._request_children.get(key)
         if children is None:
-            children = (self.requests.labels(method, route, str(status)), self.latency.labels(method, route))
+            labels = (method, route, str(status))
+            children = (self.requests.labels(*labels), self.latency.labels(*labels))
             self._request_children[key] = children
         children[0].inc()
         children[1].observe(seconds)

@@ -83,6 +83,7 @@ def test_predictions_are_counted_in_metrics(client, digit) -> None:
     text = client.get("/metrics").text
     assert f'predictions_total{{label="{label}"}} 3.0' in text
     assert 'http_requests_total{method="POST",route="/predict",status="200"} 3.0' in text
+    assert 'http_request_duration_seconds_count{method="POST",route="/predict",status="200"} 3.0' in text
     assert "prediction_confidence_bucket" in text
     assert 'model_info{name="mnist-cnn",version="1"} 1.0' in text
     assert 'model_reloads_total{result="success"} 1.0' in text
