@@ -6,7 +6,6 @@ ready); the Open Inference Protocol routes answer `{"error": ...}` as its client
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -14,24 +13,15 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from digit_api.middleware import is_v2_path
 from digit_api.preprocess import PreprocessError
 from digit_api.store import NotReady
 
-logger = logging.getLogger(__name__)
-
 MAX_LISTED_ERRORS = 20
-# Tags of the tagged union in schemas.PredictBody: noise in a location a client reads.
-UNION_TAGS = {"object", "array"}
-
-
-def is_v2(request: Request) -> bool:
-    """An Open Inference Protocol route, reached directly or under /api."""
-    path, root = request.scope["path"], request.scope.get("root_path", "")
-    return path.removeprefix(root).startswith("/v2/")
 
 
 def problem(request: Request, status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    if is_v2(request):
+    if is_v2_path(request.scope):
         # The protocol's clients expect {"error": ...}, and 400 for a request they got wrong.
         return JSONResponse({"error": detail}, status_code=400 if status == 422 else status)
     body: dict[str, Any] = {"detail": detail}
@@ -41,14 +31,17 @@ def problem(request: Request, status: int, detail: str, errors: list[dict[str, A
 
 
 def where(loc: tuple | list) -> str:
-    """('body', 'object', 'pixels', 12) -> 'pixels[12]'."""
+    """('body', 'object', 'pixels', 12) -> 'pixels[12]'; ('body', 'array', 3) -> 'pixels[3]'."""
+    parts = list(loc)
+    if parts[:1] == ["body"]:
+        parts = parts[1:]
+        # Only right after "body" is a name the tag of schemas.PredictBody's union, not a field.
+        if parts[:1] == ["array"]:
+            parts[0] = "pixels"  # the bare-array form of /predict: its items are the pixels
+        elif parts[:1] == ["object"]:
+            parts = parts[1:]
     text = ""
-    for part in loc:
-        if part == "array":  # the bare-array form of /predict: its items are the pixels
-            text = "pixels"
-            continue
-        if (part == "body" and not text) or part in UNION_TAGS:
-            continue
+    for part in parts:
         text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
     return text or "body"
 
@@ -86,14 +79,8 @@ async def unprocessable_image(request: Request, exc: PreprocessError) -> JSONRes
     return problem(request, 422, str(exc))
 
 
-async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error on %s %s", request.method, request.url.path)
-    return problem(request, 500, "internal error; the request id in X-Request-Id finds it in the logs")
-
-
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(NotReady, not_ready)
     app.add_exception_handler(PreprocessError, unprocessable_image)
-    app.add_exception_handler(Exception, unexpected)

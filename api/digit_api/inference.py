@@ -24,21 +24,45 @@ class ModelLoadError(RuntimeError):
     """The folder does not hold a model this service can serve; the message says why."""
 
 
+class _Runner:
+    """One interpreter and the batch size its tensors are allocated for."""
+
+    def __init__(self, interpreter: Interpreter) -> None:
+        self.interpreter = interpreter
+        self.input = interpreter.get_input_details()[0]["index"]
+        self.output = interpreter.get_output_details()[0]["index"]
+        self.batch = int(interpreter.get_input_details()[0]["shape"][0])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        if len(x) != self.batch:
+            self.interpreter.resize_tensor_input(self.input, list(x.shape))
+            self.interpreter.allocate_tensors()
+            self.batch = len(x)
+        self.interpreter.set_tensor(self.input, x)
+        self.interpreter.invoke()
+        return self.interpreter.get_tensor(self.output).copy()
+
+
 class LiteRTModel:
-    """A LiteRT interpreter for one verified model, safe to call from several threads."""
+    """One verified model, callable from any thread.
+
+    An interpreter holds one set of tensors, so each thread gets its own (made from the same
+    verified bytes on first use): no lock, so the event loop never waits behind a batch that a
+    pool thread is running.
+    """
 
     # Large inputs are run in chunks so that one batch never allocates unbounded tensors.
     max_chunk = 256
 
-    def __init__(self, manifest: ModelManifest, interpreter: Interpreter) -> None:
+    def __init__(
+        self, manifest: ModelManifest, content: bytes, interpreter: Interpreter, num_threads: int | None
+    ) -> None:
         self.manifest = manifest
-        self._interpreter = interpreter
-        self._input = interpreter.get_input_details()[0]
-        self._output = interpreter.get_output_details()[0]
-        self._batch = int(self._input["shape"][0])
         self.labels = manifest.label_list()
-        # One interpreter holds one set of tensors: invocations must not interleave.
-        self._lock = threading.Lock()
+        self._content = content
+        self._num_threads = num_threads
+        self._local = threading.local()
+        self._local.runner = _Runner(interpreter)
 
     @property
     def version(self) -> str:
@@ -69,7 +93,7 @@ class LiteRTModel:
         except (ValueError, RuntimeError) as exc:
             raise ModelLoadError(f"{path}: LiteRT cannot load it: {exc}") from None
         cls._check_signature(interpreter, manifest)
-        return cls(manifest, interpreter)
+        return cls(manifest, content, interpreter, num_threads)
 
     @staticmethod
     def _check_signature(interpreter: Interpreter, manifest: ModelManifest) -> None:
@@ -99,11 +123,9 @@ class LiteRTModel:
         return np.concatenate([self._invoke(x[i : i + self.max_chunk]) for i in range(0, len(x), self.max_chunk)])
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        with self._lock:
-            if len(x) != self._batch:
-                self._interpreter.resize_tensor_input(self._input["index"], list(x.shape))
-                self._interpreter.allocate_tensors()
-                self._batch = len(x)
-            self._interpreter.set_tensor(self._input["index"], x)
-            self._interpreter.invoke()
-            return self._interpreter.get_tensor(self._output["index"]).copy()
+        runner = getattr(self._local, "runner", None)
+        if runner is None:
+            interpreter = Interpreter(model_content=self._content, num_threads=self._num_threads)
+            interpreter.allocate_tensors()
+            runner = self._local.runner = _Runner(interpreter)
+        return runner.run(x)

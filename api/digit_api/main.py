@@ -8,9 +8,12 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from fastapi_offline import FastAPIOffline
 
 from digit_api import errors
 from digit_api.config import MAX_BATCH, MAX_BODY_BYTES, Settings, get_settings
@@ -51,7 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await watcher
 
-    app = FastAPI(
+    # FastAPIOffline serves Swagger UI and ReDoc from the package, not a CDN: /docs works offline
+    # and under a Content-Security-Policy that allows no other origin.
+    app = FastAPIOffline(
         title="Digit recognition API",
         version="1",
         description=DESCRIPTION,
@@ -67,10 +72,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.router)
     errors.install(app)
     app.add_middleware(ServiceMiddleware, store=store, metrics=metrics, max_body_bytes=MAX_BODY_BYTES)
-    if settings.static_dir.is_dir():
-        # Mounted last, so it only answers what no route did: the embedded set-up serves the page itself.
-        app.mount("/", StaticFiles(directory=settings.static_dir, html=True), name="page")
+    if (settings.static_dir / "index.html").is_file():
+        serve_page(app, settings.static_dir)
     return app
+
+
+def serve_page(app: FastAPI, static_dir: Path) -> None:
+    """The embedded set-up (make run) serves the drawing page itself: `/` and its asset folders.
+
+    Named paths, not a catch-all mount at `/`, so `GET /predict` stays a 405 and unknown paths a
+    JSON 404.
+    """
+    index = static_dir / "index.html"
+
+    async def page(request: Request) -> FileResponse:
+        return FileResponse(index, headers={"Cache-Control": "no-cache"})
+
+    app.add_route("/", page, include_in_schema=False)
+    for folder in sorted(path for path in static_dir.iterdir() if path.is_dir()):
+        app.mount(f"/{folder.name}", StaticFiles(directory=folder), name=f"page-{folder.name}")
 
 
 def serve_app() -> FastAPI:

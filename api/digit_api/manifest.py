@@ -158,6 +158,8 @@ def read_manifest(model_dir: Path) -> ModelManifest:
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ManifestError(f"{path}: no manifest") from None
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read it: {exc.strerror or exc}") from None
     return parse_manifest(raw)
 
 

@@ -19,6 +19,7 @@ from digit_api.metrics import Metrics
 from digit_api.store import ModelStore
 
 access_log = logging.getLogger("digit_api.access")
+logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
 # A client's X-Request-Id is kept only if it is short and plain, so logs cannot be forged with it.
@@ -71,12 +72,28 @@ class ServiceMiddleware:
                     out["X-Model-Version"] = store.version or "none"
             await send(message)
 
+        started_response = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started_response
+            started_response = True
+            await send_with_headers(message)
+
         try:
             length = headers.get("content-length")
             if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await self._too_large(send_with_headers)
+                await self._reply(send_with_headers, scope, 413, too_large_message(self.max_body_bytes))
             else:
-                await self.app(scope, self._limited(receive), send_with_headers)
+                await self.app(scope, self._limited(receive), send_tracked)
+        except Exception:
+            # Handled here, inside the request's context, so the 500 carries the request id (in
+            # the log line and the headers) like every other response.
+            logger.exception("unhandled error on %s %s", scope["method"], path)
+            if started_response:
+                raise
+            await self._reply(
+                send_with_headers, scope, 500, "internal error; the X-Request-Id of this response finds it in the logs"
+            )
         finally:
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
@@ -110,16 +127,23 @@ class ServiceMiddleware:
 
         return limited_receive
 
-    async def _too_large(self, send: Send) -> None:
-        body = json.dumps({"detail": too_large_message(self.max_body_bytes)}).encode()
+    async def _reply(self, send: Send, scope: Scope, status: int, message: str) -> None:
+        """A JSON error sent from here, in the body shape of the route's protocol."""
+        key = "error" if is_v2_path(scope) else "detail"
+        body = json.dumps({key: message}).encode()
         await send(
             {
                 "type": "http.response.start",
-                "status": 413,
+                "status": status,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def is_v2_path(scope: Scope) -> bool:
+    """An Open Inference Protocol route, reached directly or under /api."""
+    return scope["path"].removeprefix(scope.get("root_path", "")).startswith("/v2/")
 
 
 def access_level(status: int) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict, StrictInt, Tag
 
 from digit_api.config import MAX_BATCH
 
@@ -21,15 +21,17 @@ def _flat(value: Any) -> Any:
     return value
 
 
-Pixels = Annotated[
-    Annotated[
-        list[Pixel],
-        Field(
-            min_length=PIXELS, max_length=PIXELS, description="784 numbers, row-major 28x28, 0 = background, 255 = ink"
-        ),
-    ],
-    BeforeValidator(_flat),
+# fail_fast: a body of 784 bad numbers is one error, not 784 built on the event loop.
+FlatPixels = Annotated[
+    list[Pixel],
+    Field(
+        min_length=PIXELS,
+        max_length=PIXELS,
+        fail_fast=True,
+        description="784 numbers, row-major 28x28, 0 = background, 255 = ink",
+    ),
 ]
+Pixels = Annotated[FlatPixels, BeforeValidator(_flat)]
 
 
 class PixelsIn(BaseModel):
@@ -50,21 +52,21 @@ PredictBody = Annotated[
 
 class _FastPixelsIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    pixels: Annotated[list[Pixel], Field(min_length=PIXELS, max_length=PIXELS)]
+    pixels: FlatPixels
 
 
 # The same contract without the Python-level hooks (discriminator, nesting check), so pydantic
 # validates straight from JSON in Rust: half the cost. A body it refuses is validated again with
 # PredictBody, whose errors are the ones the client reads.
 PredictBodyFast = Annotated[
-    _FastPixelsIn | Annotated[list[Pixel], Field(min_length=PIXELS, max_length=PIXELS)],
+    _FastPixelsIn | FlatPixels,
     Field(union_mode="left_to_right"),
 ]
 
 
 class BatchIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    instances: Annotated[list[Pixels], Field(min_length=1, max_length=MAX_BATCH)]
+    instances: Annotated[list[Pixels], Field(min_length=1, max_length=MAX_BATCH, fail_fast=True)]
 
 
 class ImageIn(BaseModel):
@@ -99,18 +101,18 @@ class Problem(BaseModel):
 
 
 class V2Tensor(BaseModel):
-    name: str
-    shape: list[int]
+    name: str = Field(max_length=256)
+    shape: Annotated[list[StrictInt], Field(min_length=1, max_length=4, fail_fast=True)]
     datatype: Literal["FP32", "UINT8"]
     data: list[Any] = Field(description="row-major, flat or nested")
     parameters: dict[str, Any] | None = None
 
 
 class V2InferRequest(BaseModel):
-    id: str | None = None
+    id: str | None = Field(None, max_length=256)
     parameters: dict[str, Any] | None = None
     inputs: Annotated[list[V2Tensor], Field(min_length=1, max_length=1)]
-    outputs: list[dict[str, Any]] | None = None
+    outputs: Annotated[list[dict[str, Any]], Field(max_length=1, fail_fast=True)] | None = None
 
 
 class V2OutputTensor(BaseModel):

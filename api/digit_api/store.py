@@ -48,11 +48,18 @@ class ModelStore:
         return model
 
     def _fingerprint(self) -> tuple:
-        """What identifies the files on disk: the manifest's bytes and the model file's identity."""
+        """What tells that the files on disk changed.
+
+        Writers put the model file first and the manifest last, so once a model serves, a new
+        manifest is the signal: a model file alone is a publish still under way, not a failed
+        candidate. Until a model serves, any change is worth a try (someone mending the folder).
+        """
         try:
             manifest = hashlib.sha256((self.model_dir / MANIFEST_NAME).read_bytes()).hexdigest()
         except OSError:
             manifest = None
+        if self._model is not None:
+            return (manifest,)
         try:
             st = os.stat(self.model_dir / TFLITE_NAME)
             model = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -83,6 +90,7 @@ class ModelStore:
             return False
         previous = self.version
         self._model = candidate  # a single reference assignment: requests see the old or the new model
+        self._seen = self._fingerprint()
         self.error = None
         self._metrics.reloads.labels("success").inc()
         self._metrics.set_model(candidate.manifest.name, candidate.version)

@@ -85,3 +85,15 @@ def test_model_whose_output_disagrees_with_manifest_is_not_loaded(model_copy: Pa
     (model_copy / MANIFEST_NAME).write_text(json.dumps(manifest))
     with pytest.raises(ModelLoadError, match=r"model output is float32\[10\], manifest says float32\[9\]"):
         LiteRTModel.load(model_copy)
+
+
+def test_threads_predicting_at_once_get_the_same_answers(shipped: LiteRTModel, held_out_digits) -> None:
+    """Each thread runs its own interpreter: concurrent batches neither collide nor block each other."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = held_out_digits[0][:64].reshape(64, 784).astype(np.float32)
+    expected = shipped.predict(images)
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(lambda n: shipped.predict(images[: n % 64 + 1]), range(200)))
+    for n, result in enumerate(results):
+        np.testing.assert_allclose(result, expected[: n % 64 + 1], atol=1e-6)

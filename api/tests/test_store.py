@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 
 from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, file_entry, manifest_json, read_manifest, write_atomic
@@ -39,7 +40,8 @@ def test_refresh_swaps_in_a_new_version(model_copy: Path) -> None:
     before = store.current()
     publish(model_copy, "2")
     assert store.refresh() and store.version == "2"
-    assert before.version == "1"  # a request holding the old model keeps it to the end
+    # A request holding the old model keeps it to the end, and it still answers.
+    assert before.version == "1" and before.predict(np.zeros((1, 784))).shape == (1, 10)
 
 
 def test_refresh_keeps_the_old_model_when_the_new_one_is_bad(model_copy: Path, caplog) -> None:

@@ -6,11 +6,13 @@ import base64
 import binascii
 from typing import Annotated
 
+import anyio
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from digit_api.deps import ServingDep, is_json, json_body, media_type, openapi_body, validation_errors
 from digit_api.preprocess import image_to_pixels
@@ -26,6 +28,9 @@ from digit_api.schemas import (
 )
 
 router = APIRouter(tags=["predict"])
+# A 4096x4096 upload takes a few hundred MB while it is decoded: two at a time bound the memory
+# a burst of uploads can take, and keep threads free for the other routes.
+IMAGE_DECODES = anyio.CapacityLimiter(2)
 
 ERRORS = {status: {"model": Problem} for status in (413, 415, 422, 503)}
 IMAGE_BODY = {
@@ -79,7 +84,7 @@ async def predict_batch(
 @router.post("/predict/image", response_model=ImagePrediction, responses=ERRORS, openapi_extra=IMAGE_BODY)
 async def predict_image(request: Request, serving: ServingDep, response: Response) -> dict:
     """Classify a PNG or JPEG of a digit: multipart field `image`, or JSON `{"image_base64": ...}`."""
-    pixels = await run_in_threadpool(image_to_pixels, await read_image(request))
+    pixels = await anyio.to_thread.run_sync(image_to_pixels, await read_image(request), limiter=IMAGE_DECODES)
     model = serving.model
     [answer] = serving.answer(model.predict(pixels[None]))
     response.headers["X-Model-Version"] = model.version
@@ -90,7 +95,10 @@ async def read_image(request: Request) -> bytes:
     """The uploaded image's bytes, from either form of the request."""
     kind = media_type(request)
     if kind == "multipart/form-data":
-        form = await request.form(max_files=1, max_fields=4)
+        try:
+            form = await request.form(max_files=1, max_fields=4)
+        except StarletteHTTPException as exc:  # Starlette's word for a malformed multipart body is a 400
+            raise HTTPException(422, f"multipart body not readable: {exc.detail}") from None
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, "multipart field 'image' with a file is required")

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from importlib.metadata import version as package_version
+from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Response
+from fastapi import APIRouter, Depends, HTTPException, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import TypeAdapter
 
 from digit_api.config import MAX_BATCH
-from digit_api.deps import Model, ServingDep, Store
+from digit_api.deps import Model, ServingDep, Store, json_body, openapi_body
 from digit_api.inference import LiteRTModel
 from digit_api.schemas import V2Error, V2InferRequest, V2InferResponse, V2Tensor
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
+INFER_BODY = TypeAdapter(V2InferRequest)
 ERRORS = {400: {"model": V2Error}, 404: {"model": V2Error}, 503: {"model": V2Error}}
 SHAPES = ("[N, 784]", "[N, 28, 28, 1]")
 
@@ -65,8 +68,15 @@ async def model_ready(name: str, model: Model) -> dict:
     return {"name": name, "ready": True}
 
 
-@router.post("/models/{name}/infer", response_model=V2InferResponse, responses=ERRORS)
-async def infer(name: str, body: V2InferRequest, serving: ServingDep, response: Response) -> dict:
+@router.post(
+    "/models/{name}/infer", response_model=V2InferResponse, responses=ERRORS, openapi_extra=openapi_body(INFER_BODY)
+)
+async def infer(
+    name: str,
+    body: Annotated[V2InferRequest, Depends(json_body(INFER_BODY))],
+    serving: ServingDep,
+    response: Response,
+) -> dict:
     """Inference: one input tensor of FP32 or UINT8 pixels, shape [N, 784] or [N, 28, 28, 1]."""
     model = named(serving.model, name)
     x = to_batch(body.inputs[0])
@@ -96,15 +106,19 @@ def to_batch(tensor: V2Tensor) -> np.ndarray:
     if not 1 <= shape[0] <= MAX_BATCH:
         raise HTTPException(400, f"batch size must be 1 to {MAX_BATCH}, got {shape[0]}")
     try:
-        data = np.asarray(tensor.data)
+        # As objects first: a numeric conversion would quietly turn true/false into 1/0.
+        leaves = np.asarray(tensor.data, dtype=object).ravel()
     except (ValueError, TypeError):
         raise HTTPException(400, "data must be a flat or evenly nested list of numbers") from None
-    if data.dtype.kind not in "iuf":
+    if any(type(v) is list for v in leaves):
+        raise HTTPException(400, "data must be a flat or evenly nested list of numbers")
+    if not all(type(v) in (int, float) for v in leaves):
         raise HTTPException(400, "data must hold only numbers")
+    data = leaves.astype(np.float64) if len(leaves) else np.zeros(0)
+    if tensor.datatype == "UINT8" and not all(type(v) is int for v in leaves):
+        raise HTTPException(400, "UINT8 data must be whole numbers")
     if data.size != shape[0] * 784:
         raise HTTPException(400, f"data holds {data.size} numbers, shape {shape} needs {shape[0] * 784}")
-    if tensor.datatype == "UINT8" and data.dtype.kind == "f":
-        raise HTTPException(400, "UINT8 data must be whole numbers")
     if not np.isfinite(data).all() or data.min() < 0 or data.max() > 255:
         raise HTTPException(400, "pixels must be finite numbers from 0 to 255")
     return data.reshape(shape[0], 784).astype(np.float32)

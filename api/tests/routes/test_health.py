@@ -77,3 +77,28 @@ def test_tampered_model_never_reports_ready(make_client, model_copy: Path, caplo
     assert client.get("/healthz").status_code == 200  # alive: restarting would not fix the files
     assert "not ready: model in" in caplog.text
     assert 'model_reloads_total{result="failure"} 1.0' in client.get("/metrics").text
+
+
+def test_an_internal_error_is_a_json_500_with_the_usual_headers(client, caplog) -> None:
+    from digit_api.deps import get_store
+
+    def broken():
+        raise RuntimeError("disk on fire")
+
+    client.app.dependency_overrides[get_store] = broken
+    try:
+        response = client.get("/readyz", headers={"X-Request-Id": "boom-1"})
+    finally:
+        client.app.dependency_overrides.clear()
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error; the X-Request-Id of this response finds it in the logs"}
+    assert response.headers["X-Request-Id"] == "boom-1" and response.headers["X-Model-Version"] == "1"
+    assert "disk on fire" in caplog.text
+    [record] = [r for r in caplog.records if r.message.startswith("unhandled error")]
+    assert record.exc_info is not None
+
+
+def test_wrong_method_is_405_not_a_page(client) -> None:
+    assert client.get("/predict").status_code == 405
+    assert client.post("/healthz").status_code == 405
+    assert client.head("/").status_code == 200

@@ -108,11 +108,12 @@ GOOD = [0] * 784
         ({"pixels": [GOOD[:28]] * 28}, 422, "pixels: Value error, pixels must be one flat list of 784 numbers"),
         ({"pixel": GOOD}, 422, "pixels: Field required"),
         ({"pixels": GOOD, "extra": 1}, 422, "extra: Extra inputs are not permitted"),
+        ({"pixels": GOOD, "array": 1}, 422, "array: Extra inputs are not permitted"),
         ("seven", 422, "body: Input should be an object"),
         (17, 422, "body: Input should be an object"),
     ],
     ids=["783", "785", "bare-783", "empty-list", "-1", "256", "string", "bool", "null", "nested", "28x28-nested",
-         "wrong-key", "extra-key", "string-body", "number-body"],
+         "wrong-key", "extra-key", "key-named-like-a-tag", "string-body", "number-body"],
 )  # fmt: skip
 def test_bad_pixels_get_a_named_422(client, body, status: int, message: str) -> None:
     response = client.post("/predict", json=body)
@@ -155,6 +156,12 @@ def test_huge_body_is_413_before_it_is_read(client) -> None:
     assert response.json()["detail"] == f"request body is larger than the limit of {MAX_BODY_BYTES} bytes"
 
 
+def test_huge_body_on_v2_gets_the_protocols_error_shape(client) -> None:
+    huge = b"[" + b"0," * MAX_BODY_BYTES + b"0]"
+    response = client.post("/v2/models/mnist-cnn/infer", content=huge, headers={"Content-Type": "application/json"})
+    assert response.status_code == 413 and "larger than the limit" in response.json()["error"]
+
+
 def test_huge_chunked_body_is_413(client) -> None:
     """No Content-Length to trust: the limit is counted as the body streams in."""
 
@@ -181,11 +188,15 @@ def test_oversize_batch_names_the_limit(client) -> None:
         ({"files": {"image": ("x.png", b"\x89PNG\r\n\x1a\n broken", "image/png")}}, "damaged"),
         ({"files": {"image": ("x.txt", b"hello", "text/plain")}}, "PNG or JPEG"),
         ({"files": {"photo": ("x.png", b"x", "image/png")}}, "multipart field 'image' with a file is required"),
+        (
+            {"files": [("image", ("a.png", b"x", "image/png")), ("image", ("b.png", b"x", "image/png"))]},
+            "multipart body not readable",
+        ),
         ({"json": {"image_base64": "%%%not base64%%%"}}, "image_base64 is not valid base64"),
         ({"json": {"image_base64": ""}}, "image_base64: String should have at least 1 character"),
         ({"json": {"image": "abc"}}, "image_base64: Field required"),
     ],
-    ids=["broken-png", "text-file", "wrong-field", "bad-base64", "empty-base64", "wrong-key"],
+    ids=["broken-png", "text-file", "wrong-field", "two-files", "bad-base64", "empty-base64", "wrong-key"],
 )
 def test_bad_images_get_a_named_422(client, kwargs: dict, message: str) -> None:
     response = client.post("/predict/image", **kwargs)

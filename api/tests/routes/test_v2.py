@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -57,8 +59,35 @@ def test_bad_tensors_get_the_protocols_error_body(client, tensor: dict, status: 
 
 
 def test_unknown_model_is_404(client) -> None:
-    response = client.post("/v2/models/resnet/infer", json={"inputs": []})
-    assert response.status_code in (400, 404)
-    response = client.get("/v2/models/resnet")
+    tensor = {"name": "pixels", "shape": [1, 784], "datatype": "UINT8", "data": [0] * 784}
+    response = client.post("/v2/models/resnet/infer", json={"inputs": [tensor]})
     assert response.status_code == 404
     assert response.json() == {"error": "unknown model 'resnet'; this server serves 'mnist-cnn'"}
+    assert client.get("/v2/models/resnet").status_code == 404
+
+
+TENSOR = {"name": "pixels", "shape": [1, 784], "datatype": "FP32", "data": [0] * 784}
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"inputs": [{**TENSOR, "data": [True] + [0] * 783}]}, "data must hold only numbers"),
+        ({"inputs": [{**TENSOR, "shape": [True, 784]}]}, "shape[0]: Input should be a valid integer"),
+        ({"inputs": [TENSOR], "outputs": [{}] * 100_000}, "outputs: List should have at most 1 item"),
+    ],
+    ids=["bool-data", "bool-shape", "huge-outputs"],
+)
+def test_hostile_bodies_get_a_400(client, body: dict, message: str) -> None:
+    response = client.post(f"/v2/models/{NAME}/infer", json=body)
+    assert response.status_code == 400, response.text
+    assert message in response.json()["error"]
+
+
+def test_an_id_that_cannot_be_echoed_is_refused(client) -> None:
+    """A lone surrogate is valid JSON escaping but no text: it is refused, not echoed into a 500."""
+    raw = json.dumps({"id": "ID", "inputs": [TENSOR]}).replace('"ID"', '"\\ud800"').encode()
+    assert b'"\\ud800"' in raw
+    response = client.post(f"/v2/models/{NAME}/infer", content=raw, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert "error" in response.json()
