@@ -9,9 +9,11 @@ PY := $(VENV)/bin/python
 REQUIREMENTS := api/requirements.txt training/requirements.txt requirements-dev.txt
 # The components' source folders, put on the venv's path the way an editable install would.
 SOURCES := api training
+# Debian packages the whole-stack tests drive for real; `make test` installs them when it can.
+SYSTEM_PACKAGES := nginx chromium nodejs gettext-base
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup run test lint format train ship bench data clean
+.PHONY: help setup system-deps run nginx test lint format train ship bench data clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -31,6 +33,11 @@ run: setup ## start the stack with the shipped model at http://127.0.0.1:8000
 	@echo "Serving api/models/ at http://$${HOST:-127.0.0.1}:$${PORT:-8000} (API docs at /docs); Ctrl-C stops it."
 	$(PY) -m digit_api
 
+nginx: setup ## the page behind Debian's nginx at http://127.0.0.1:8080, proxying /api/ to `make run`'s API
+	$(PY) frontend/nginx/render.py --api-upstream 127.0.0.1:$${PORT:-8000} --port 8080 --out-dir build/nginx --check
+	@echo "Open http://127.0.0.1:8080/ (the API must be running: make run). Ctrl-C stops nginx."
+	$$(command -v nginx || echo /usr/sbin/nginx) -e stderr -p $(CURDIR)/build/nginx -c $(CURDIR)/build/nginx/nginx.conf -g 'daemon off;'
+
 lint: setup ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -39,7 +46,20 @@ format: setup ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-test: setup lint ## install what the tests need and run them all
+system-deps: ## install nginx, Chromium and Node.js from Debian (as root; otherwise says what is missing)
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then \
+	  echo "installing $$missing"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	else \
+	  echo "not installed: $$missing (sudo apt-get install $$missing); the tests that need them will skip"; \
+	fi
+
+test: setup system-deps lint ## install what the tests need and run them all
+	@if command -v node >/dev/null; then node --test frontend/tests/; \
+	elif [ "$${CI:-}" = true ]; then echo "node is missing: apt-get install nodejs"; exit 1; \
+	else echo "skipping the JavaScript tests: node is missing (sudo apt-get install nodejs)"; fi
 	$(PY) -m pytest
 
 train: setup ## retrain from training/params.yaml into build/model (a release folder)

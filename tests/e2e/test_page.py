@@ -1,0 +1,244 @@
+"""The drawing page in Debian's Chromium, driven with Playwright, against the real API.
+
+Digits are drawn with mouse strokes; the tests read what a person reads: the digit, the ten bars,
+the model version, the error box. The same tests write the screenshots the README shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect
+
+from .strokes import DIGITS, Stroke
+
+REPORT_IMAGES = Path(__file__).resolve().parents[2] / "report-images"
+CHROMIUM = "/usr/bin/chromium"
+# As root in a container Chromium needs --no-sandbox; the rest keeps it off the (closed) network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def require(tool: str, install: str) -> None:
+    """Outside CI a missing tool skips, saying how to install it; in CI it fails."""
+    if shutil.which(tool) or os.path.exists(tool):
+        return
+    message = f"{tool} is missing: {install}"
+    if os.environ.get("CI") == "true":
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    require(CHROMIUM, "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, stack):
+    # Reduced motion: the bars are drawn at once, so screenshots show them at their final width.
+    context = browser.new_context(
+        viewport={"width": 900, "height": 720}, device_scale_factor=1, reduced_motion="reduce"
+    )
+    page = context.new_page()
+    page.goto(stack.url + "/")
+    expect(page.locator("#model-version")).not_to_have_text("…")
+    yield page
+    context.close()
+
+
+def draw(page, strokes: list[Stroke]) -> None:
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=3)
+        page.mouse.up()
+
+
+def wait_for_digit(page, digit: int) -> None:
+    expect(page.locator("#prediction")).to_have_text(str(digit), timeout=5000)
+
+
+@pytest.mark.parametrize("digit", sorted(DIGITS))
+def test_drawn_digit_is_recognised(page, digit: int) -> None:
+    draw(page, DIGITS[digit])
+    wait_for_digit(page, digit)
+    bars = page.locator("#bars li")
+    assert bars.count() == 10
+    best = page.locator("#bars li.best")
+    assert best.get_attribute("data-label") == str(digit)
+    # The bar a person sees: the winner's fill is drawn across most of its track (once it has grown).
+    fill, track = best.locator(".fill").bounding_box(), best.locator(".track").bounding_box()
+    assert fill["width"] > 0.5 * track["width"]
+    assert "% sure" in page.locator("#probability").inner_text()
+    assert page.locator("#model-version").inner_text() == "1"
+    assert page.locator("#latency").inner_text().endswith(" ms")
+    assert page.locator("#error").is_hidden()
+
+
+def test_clear_and_undo_with_buttons_and_keys(page) -> None:
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url) if "/api/predict" in request.url else None)
+    draw(page, DIGITS[1])
+    wait_for_digit(page, 1)
+    # A second stroke across the top turns the 1 into something else; undo brings the 1 back.
+    draw(page, [[(60, 60), (220, 60)]])
+    expect(page.locator("#prediction")).not_to_have_text(re.compile("^(1|)$"), timeout=5000)
+    page.locator("#undo").click()
+    wait_for_digit(page, 1)
+    draw(page, [[(60, 60), (220, 60)]])
+    expect(page.locator("#prediction")).not_to_have_text(re.compile("^(1|)$"), timeout=5000)
+    page.keyboard.press("Control+z")
+    wait_for_digit(page, 1)
+
+    page.locator("#clear").click()
+    assert page.locator("#prediction").inner_text() == ""
+    assert page.locator("#clear").is_disabled() and page.locator("#undo").is_disabled()
+    draw(page, DIGITS[7])
+    wait_for_digit(page, 7)
+    page.keyboard.press("Escape")
+    expect(page.locator("#prediction")).to_have_text("")
+
+    # An empty canvas is never sent: clearing again asks the service nothing.
+    sent = len(requests)
+    page.locator("#canvas").click(position={"x": 1, "y": 1}, button="right")
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(400)
+    assert len(requests) == sent
+
+
+def test_prediction_updates_while_drawing(page) -> None:
+    """Before the pen is lifted the page has already asked (debounced) and shows an answer."""
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + 140, box["y"] + 45)
+    page.mouse.down()
+    page.mouse.move(box["x"] + 140, box["y"] + 235, steps=12)
+    expect(page.locator("#prediction")).to_have_text("1", timeout=5000)
+    page.mouse.up()
+
+
+def test_unreachable_service_is_said(page) -> None:
+    page.route("**/api/predict", lambda route: route.abort("connectionrefused"))
+    draw(page, DIGITS[7])
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "cannot be reached" in error.inner_text()
+    assert page.locator("#prediction").inner_text() == ""
+
+
+def test_screenshot_of_a_prediction(page) -> None:
+    REPORT_IMAGES.mkdir(exist_ok=True)
+    draw(page, DIGITS[4])
+    wait_for_digit(page, 4)
+    page.screenshot(path=REPORT_IMAGES / "page-prediction.png")
+
+
+def test_phone_sized_screen(browser, stack) -> None:
+    context = browser.new_context(
+        viewport={"width": 375, "height": 740}, device_scale_factor=2, has_touch=True, reduced_motion="reduce"
+    )
+    page = context.new_page()
+    page.goto(stack.url + "/")
+    box = page.locator("#canvas").bounding_box()
+    assert box["x"] >= 0 and box["x"] + box["width"] <= 375  # no sideways scrolling
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    draw(page, DIGITS[0])
+    wait_for_digit(page, 0)
+    page.screenshot(path=REPORT_IMAGES / "page-phone.png")
+    context.close()
+
+
+@pytest.fixture
+def own_stack(browser, tmp_path: Path):
+    """A page behind its own nginx and API, for the tests that break or throttle them."""
+    from .conftest import nginx_binary, start_api
+    from .stack import start_nginx, stop
+
+    processes = []
+
+    def start(**nginx_options):
+        api = start_api(tmp_path)
+        server, proxy = start_nginx(
+            nginx_binary(), tmp_path / "nginx", api.url.removeprefix("http://"), **nginx_options
+        )
+        processes.extend([proxy, api.process])
+        context = browser.new_context(viewport={"width": 900, "height": 720}, reduced_motion="reduce")
+        page = context.new_page()
+        page.goto(server.url + "/")
+        expect(page.locator("#model-version")).to_have_text("1")
+        return page, api
+
+    yield start
+    for process in processes:
+        stop(process)
+
+
+def test_api_down_behind_nginx_is_said_and_shown(own_stack) -> None:
+    from .stack import stop
+
+    page, api = own_stack()
+    draw(page, DIGITS[7])
+    wait_for_digit(page, 7)
+    stop(api.process)
+    page.locator("#clear").click()
+    draw(page, DIGITS[3])
+    error = page.locator("#error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("not available")
+    assert page.locator("#prediction").inner_text() == ""
+    page.screenshot(path=REPORT_IMAGES / "page-error.png")
+
+
+def test_too_many_requests_through_nginx_is_said(own_stack) -> None:
+    page, _ = own_stack(rate_limit="1r/s", rate_burst=1)
+    box = page.locator("#canvas").bounding_box()
+    for i in range(6):  # six quick strokes: each asks at its end, faster than one a second
+        x = box["x"] + 60 + 30 * i
+        page.mouse.move(x, box["y"] + 60)
+        page.mouse.down()
+        page.mouse.move(x, box["y"] + 220, steps=2)
+        page.mouse.up()
+    expect(page.locator("#error")).to_contain_text("Too many requests")
+
+
+def test_oversized_body_through_nginx_is_413(page, stack) -> None:
+    status, body = page.evaluate(
+        """async () => {
+            const response = await fetch('api/predict', {method: 'POST', headers: {'Content-Type': 'application/json'},
+                                                        body: '[' + '0,'.repeat(1600000) + '0]'});
+            return [response.status, await response.json()];
+        }"""
+    )
+    assert status == 413
+    assert body == {"detail": "request body is larger than the limit of 2097152 bytes"}
+
+
+def test_api_docs_through_nginx(browser, stack) -> None:
+    context = browser.new_context(viewport={"width": 1100, "height": 900})
+    page = context.new_page()
+    page.goto(stack.url + "/api/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("Digit recognition API", timeout=10_000)
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    page.screenshot(path=REPORT_IMAGES / "api-docs.png")
+    context.close()
