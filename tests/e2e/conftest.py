@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .stack import REPO, Nginx, free_port, render, start_nginx, stop, wait_for
+from .stack import REPO, Nginx, free_port, nginx_binary, start_nginx, stop, wait_for
 
 
 @dataclass
@@ -36,17 +36,6 @@ def start_api(log_dir: Path, **env: str) -> Service:
         stop(process)
         raise
     return service
-
-
-def nginx_binary() -> str:
-    """Outside CI a missing nginx skips, saying how to install it; in CI it fails."""
-    binary = render.find_nginx()
-    if binary is None:
-        message = "nginx is missing: apt-get install nginx"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return binary
 
 
 @pytest.fixture(scope="session")

@@ -10,18 +10,17 @@ digits. Run with `pytest -s` to see both figures.
 from __future__ import annotations
 
 import io
-import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from digit_api.inference import LiteRTModel
 from digit_api.preprocess import image_to_pixels
 from digit_training.data import held_out
+
+from .stack import require
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "api" / "models"
@@ -36,13 +35,7 @@ NODE_TIMEOUT_SECONDS = 300
 
 
 def _node() -> str:
-    node = shutil.which("node")
-    if node is None:
-        message = "node is missing: apt-get install nodejs"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return node
+    return require("node", "apt-get install nodejs")
 
 
 def _canvases(digits: np.ndarray) -> np.ndarray:

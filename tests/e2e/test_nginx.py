@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -23,9 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .stack import REPO, STATIC, Nginx, free_port, render, start_nginx, stop, wait_for
+from .stack import REPO, STATIC, Nginx, free_port, nginx_binary, render, require, start_nginx, stop, wait_for
 
-MISSING_NGINX = "nginx is missing: apt-get install nginx"
 TOO_LARGE = {"detail": "request body is larger than the limit of 2097152 bytes"}
 TOO_MANY = {"detail": "too many requests, slow down"}
 
@@ -58,12 +56,7 @@ class Api:
 
 @pytest.fixture(scope="module")
 def nginx_bin() -> str:
-    binary = render.find_nginx()
-    if binary is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(MISSING_NGINX)
-        pytest.skip(MISSING_NGINX)
-    return binary
+    return nginx_binary()
 
 
 @pytest.fixture(scope="module")
@@ -133,12 +126,7 @@ def test_image_entrypoint_renders_the_same_config() -> None:
     """The nginx image runs envsubst on the template with every defined variable of its environment
     (docker-entrypoint.d/20-envsubst-on-templates.sh): that gives what render.py gives, even with
     the variables Kubernetes adds to a pod."""
-    envsubst = shutil.which("envsubst")
-    if envsubst is None:
-        message = "envsubst is missing: apt-get install gettext-base"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    envsubst = require("envsubst", "apt-get install gettext-base")
     values = {
         "NGINX_PORT": "8080",
         "STATIC_ROOT": "/usr/share/nginx/html",

@@ -6,14 +6,13 @@ the model version, the error box. The same tests write the screenshots the READM
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
 
+from .stack import require
 from .strokes import DIGITS, Stroke
 
 REPORT_IMAGES = Path(__file__).resolve().parents[2] / "report-images"
@@ -28,16 +27,6 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-
-
-def require(tool: str, install: str) -> None:
-    """Outside CI a missing tool skips, saying how to install it; in CI it fails."""
-    if shutil.which(tool) or os.path.exists(tool):
-        return
-    message = f"{tool} is missing: {install}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 @pytest.fixture(scope="session")
@@ -172,8 +161,8 @@ def test_phone_sized_screen(browser, stack) -> None:
 @pytest.fixture
 def own_stack(browser, tmp_path: Path):
     """A page behind its own nginx and API, for the tests that break or throttle them."""
-    from .conftest import nginx_binary, start_api
-    from .stack import start_nginx, stop
+    from .conftest import start_api
+    from .stack import nginx_binary, start_nginx, stop
 
     processes = []
 
