@@ -6,11 +6,11 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-REQUIREMENTS := api/requirements.txt training/requirements.txt requirements-dev.txt
+REQUIREMENTS := api/requirements.txt training/requirements.txt automation/requirements.txt requirements-dev.txt
 # The components' source folders, put on the venv's path the way an editable install would.
-SOURCES := api training
+SOURCES := api training automation
 # Debian packages the whole-stack tests drive for real; `make test` installs them when it can.
-SYSTEM_PACKAGES := nginx chromium nodejs gettext-base
+SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup system-deps run nginx test lint format train ship bench data clean

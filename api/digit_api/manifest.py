@@ -233,3 +233,18 @@ def verify_model_dir(model_dir: Path, required: tuple[str, ...] = (TFLITE_NAME,)
         if listed is not None and listed != sha256_file(model_dir / MANIFEST_NAME):
             raise ManifestError(f"{MANIFEST_NAME}: sha256 does not match {SUMS_NAME}")
     return manifest
+
+
+def install_model(release_dir: Path, model_dir: Path) -> ModelManifest:
+    """Put the served files of a verified release into a model folder (the API's `api/models/`).
+
+    The model first, the manifest last, each replaced atomically: the API reloads on a new
+    manifest, and until then a new model.tflite beside the old manifest fails its checksum and is
+    not served. Returns the installed manifest, verified in place.
+    """
+    verify_model_dir(release_dir)
+    model_dir = Path(model_dir)
+    model_dir.mkdir(parents=True, exist_ok=True)
+    for name in (TFLITE_NAME, MANIFEST_NAME):
+        write_atomic(model_dir / name, (Path(release_dir) / name).read_bytes())
+    return verify_model_dir(model_dir)

@@ -30,9 +30,9 @@ from digit_api.manifest import (
     TrainingInfo,
     file_entry,
     format_sha256sums,
+    install_model,
     manifest_json,
     verify_model_dir,
-    write_atomic,
 )
 from digit_training.data import load_dataset
 from digit_training.evaluate import compute_metrics, plot_confusion
@@ -171,11 +171,5 @@ def run(config: RunConfig) -> ModelManifest:
 
 def ship(release_dir: Path, model_dir: Path) -> None:
     """Put the served files of a verified release into the API's model folder."""
-    verify_model_dir(release_dir)
-    model_dir.mkdir(parents=True, exist_ok=True)
-    # The model first, the manifest last: the API reloads on a new manifest, and until then
-    # a new model.tflite with the old manifest fails its checksum and is not served.
-    for name in (TFLITE_NAME, MANIFEST_NAME):
-        write_atomic(model_dir / name, (release_dir / name).read_bytes())
-    verify_model_dir(model_dir)
+    install_model(release_dir, model_dir)
     logger.info("shipped %s to %s", release_dir, model_dir)

@@ -1,0 +1,44 @@
+"""The poller's settings: the environment variables of DESIGN.md, read once into one frozen object."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class PollerConfig(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    # github:OWNER/REPO, azureml:MODEL_NAME or dir:PATH
+    model_source: str
+    github_api_url: str = "https://api.github.com"
+    github_token: SecretStr | None = None  # SecretStr: printing the config never shows it
+    repo_path: Path
+    git_remote: str = "origin"
+    git_branch: str = "main"
+    min_accuracy: float = Field(0.985, ge=0, le=1)
+    # How much worse than the model in service a candidate may be (accuracy, 0..1) and still go in.
+    accuracy_tolerance: float = Field(0.002, ge=0, le=1)
+    model_public_key: str | None = None  # Ed25519 public key: PEM text, a PEM file, or raw base64
+    push_attempts: int = Field(3, ge=1, le=10)
+
+    @field_validator("model_source")
+    @classmethod
+    def _known_source(cls, value: str) -> str:
+        kind, _, rest = value.partition(":")
+        if kind not in ("github", "azureml", "dir") or not rest:
+            raise ValueError(f"{value!r}: expected github:OWNER/REPO, azureml:MODEL_NAME or dir:PATH")
+        if kind == "github" and rest.count("/") != 1:
+            raise ValueError(f"{value!r}: expected github:OWNER/REPO")
+        return value
+
+    @property
+    def model_dir(self) -> Path:
+        return self.repo_path / "api" / "models"
+
+    @property
+    def state_dir(self) -> Path:
+        """Inside .git: the poller's own state never shows up as a change in the clone."""
+        return self.repo_path / ".git" / "digit-poller"

@@ -1,0 +1,33 @@
+"""`dir:PATH`: a folder of release folders (`PATH/model-v3/model.json`, ...), for air-gapped sites and local use."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from digit_poller.sources import MAX_FILE_BYTES, RELEASE_FILES, Release, SourceError, version_of
+
+
+class DirectorySource:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.name = f"dir:{self.path}"
+
+    def releases(self) -> list[Release]:
+        if not self.path.is_dir():
+            raise SourceError(f"{self.path}: no such folder of releases")
+        found = []
+        for folder in self.path.iterdir():
+            version = version_of(folder.name)
+            if version is None or not folder.is_dir():
+                continue
+            assets = {name: str(folder / name) for name in RELEASE_FILES if (folder / name).is_file()}
+            found.append(Release(version=version, tag=folder.name, assets=assets))
+        return sorted(found, key=lambda release: release.version, reverse=True)
+
+    def download(self, release: Release, dest: Path) -> None:
+        for name, location in release.assets.items():
+            path = Path(location)
+            if path.stat().st_size > MAX_FILE_BYTES:
+                raise SourceError(f"{path}: larger than the {MAX_FILE_BYTES}-byte cap")
+            shutil.copyfile(path, Path(dest) / name)

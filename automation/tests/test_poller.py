@@ -1,0 +1,322 @@
+"""The poller against real git (a bare repository as the remote, a clone as REPO_PATH) and a folder of releases.
+
+Every fault leaves the clone clean, the remote's model unchanged and a non-zero exit, and the next
+run succeeds.
+"""
+
+from __future__ import annotations
+
+import base64
+import fcntl
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from digit_api.manifest import (
+    MANIFEST_NAME,
+    SUMS_NAME,
+    TFLITE_NAME,
+    file_entry,
+    format_sha256sums,
+    manifest_json,
+    read_manifest,
+)
+from digit_poller import signing
+from digit_poller.__main__ import main
+from digit_poller.git import Clone
+
+REPO = Path(__file__).resolve().parents[2]
+SHIPPED = REPO / "api" / "models"
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "poller-test",
+    "GIT_AUTHOR_EMAIL": "poller@example.invalid",
+    "GIT_COMMITTER_NAME": "poller-test",
+    "GIT_COMMITTER_EMAIL": "poller@example.invalid",
+}
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
+
+
+def make_release(releases: Path, version: int, tflite: bytes | None = None, **manifest_changes) -> Path:
+    """A release folder model-v<version>: the shipped model under a new version (or other bytes)."""
+    folder = releases / f"model-v{version}"
+    folder.mkdir(parents=True)
+    (folder / TFLITE_NAME).write_bytes(tflite if tflite is not None else (SHIPPED / TFLITE_NAME).read_bytes())
+    manifest = read_manifest(SHIPPED)
+    files = {TFLITE_NAME: file_entry(folder / TFLITE_NAME)}
+    manifest = manifest.model_copy(update={"version": str(version), "files": files, **manifest_changes})
+    (folder / MANIFEST_NAME).write_text(manifest_json(manifest))
+    (folder / SUMS_NAME).write_text(format_sha256sums({**files, MANIFEST_NAME: file_entry(folder / MANIFEST_NAME)}))
+    return folder
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A remote holding the shipped model, the poller's clone of it, and an empty folder of releases."""
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    seed = tmp_path / "seed"
+    (seed / "api" / "models").mkdir(parents=True)
+    for name in (TFLITE_NAME, MANIFEST_NAME):
+        shutil.copy(SHIPPED / name, seed / "api" / "models" / name)
+    (seed / "README.md").write_text("a project\n")
+    git(tmp_path, "init", "--quiet", "-b", "main", str(seed))
+    git(seed, "add", ".")
+    git(seed, "commit", "--quiet", "-m", "start")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(seed), str(remote))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(remote), str(clone))
+    releases = tmp_path / "releases"
+    releases.mkdir()
+    monkeypatch.setenv("MODEL_SOURCE", f"dir:{releases}")
+    monkeypatch.setenv("REPO_PATH", str(clone))
+    monkeypatch.delenv("MODEL_PUBLIC_KEY", raising=False)
+    monkeypatch.setenv("MIN_ACCURACY", "0.985")
+
+    class World:
+        def remote_version(self) -> str:
+            return json.loads(git(remote, "show", "main:api/models/model.json"))["version"]
+
+        def remote_log(self) -> list[str]:
+            return git(remote, "log", "--format=%s", "main").splitlines()
+
+        def clone_is_clean(self) -> bool:
+            return git(clone, "status", "--porcelain") == "" and git(clone, "rev-parse", "HEAD") == git(
+                remote, "rev-parse", "main"
+            )
+
+    w = World()
+    w.remote, w.clone, w.releases, w.tmp = remote, clone, releases, tmp_path
+    return w
+
+
+def test_a_new_release_is_checked_committed_and_pushed(world) -> None:
+    make_release(world.releases, 2)
+    assert main(["--once"]) == 0
+    assert world.remote_version() == "2"
+    subject = world.remote_log()[0]
+    assert subject == "model: v1 -> v2 (accuracy 98.95% -> 98.95%, +0.00 pt)"
+    changed = git(world.remote, "show", "--name-only", "--format=", "main").split()
+    assert changed == ["api/models/model.json"]  # only api/models: here the model bytes are the same
+    assert world.clone_is_clean()
+    # Nothing new: no commit, exit 0.
+    assert main(["--once"]) == 0
+    assert len(world.remote_log()) == 2
+
+
+def test_highest_version_wins_and_dry_run_changes_nothing(world) -> None:
+    make_release(world.releases, 3)
+    make_release(world.releases, 2)  # published later, but lower: never chosen over v3
+    assert main(["--once", "--dry-run"]) == 0
+    assert world.remote_version() == "1" and world.clone_is_clean()
+    assert main(["--once"]) == 0
+    assert world.remote_version() == "3"
+
+
+def tamper(folder: Path) -> None:
+    data = bytearray((folder / TFLITE_NAME).read_bytes())
+    data[500] ^= 1
+    (folder / TFLITE_NAME).write_bytes(bytes(data))
+
+
+def corrupt_model(releases: Path) -> Path:
+    return make_release(releases, 2, tflite=b"not a model at all, though the checksums say it is")
+
+
+def wrong_shapes(releases: Path) -> Path:
+    manifest = read_manifest(SHIPPED)
+    labels = {k: v for k, v in manifest.labels.items() if k != "9"}
+    metrics = manifest.metrics.model_copy(
+        update={
+            "per_class_accuracy": {k: v for k, v in manifest.metrics.per_class_accuracy.items() if k != "9"},
+            "confusion_matrix": [row[:9] for row in manifest.metrics.confusion_matrix[:9]],
+        }
+    )
+    return make_release(
+        releases, 2, labels=labels, output=manifest.output.model_copy(update={"shape": (9,)}), metrics=metrics
+    )
+
+
+def false_claim(releases: Path) -> Path:
+    metrics = read_manifest(SHIPPED).metrics.model_copy(update={"accuracy": 0.999})
+    return make_release(releases, 2, metrics=metrics)
+
+
+@pytest.mark.parametrize(
+    ("make_bad", "message"),
+    [
+        (lambda r: tamper(make_release(r, 2)), "integrity: model.tflite: sha256"),
+        (corrupt_model, "model: "),
+        (wrong_shapes, "model output is float32[10], manifest says float32[9]"),
+        (false_claim, "accuracy: the manifest claims 0.9990, measured 0.9895"),
+    ],
+    ids=["checksum-mismatch", "corrupt-model", "wrong-shapes", "false-accuracy-claim"],
+)
+def test_a_bad_release_is_rejected_and_changes_nothing(world, caplog, make_bad, message: str) -> None:
+    make_bad(world.releases)
+    assert main(["--once"]) == 2
+    assert message in caplog.text
+    assert world.remote_version() == "1" and world.clone_is_clean()
+    shutil.rmtree(world.releases / "model-v2")
+    make_release(world.releases, 3)
+    assert main(["--once"]) == 0 and world.remote_version() == "3"
+
+
+def test_accuracy_gates(world, caplog, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_release(world.releases, 2)
+    monkeypatch.setenv("MIN_ACCURACY", "0.999")
+    assert main(["--once"]) == 2
+    assert "below MIN_ACCURACY 0.9990" in caplog.text
+    assert world.remote_version() == "1" and world.clone_is_clean()
+    monkeypatch.setenv("MIN_ACCURACY", "0.985")
+    assert main(["--once"]) == 0 and world.remote_version() == "2"
+
+
+def keypair(tmp: Path) -> tuple[bytes, str]:
+    private = Ed25519PrivateKey.generate()
+    pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return pem, base64.b64encode(raw).decode()
+
+
+def test_signatures_are_required_when_a_public_key_is_set(world, caplog, monkeypatch: pytest.MonkeyPatch) -> None:
+    private_pem, public = keypair(world.tmp)
+    monkeypatch.setenv("MODEL_PUBLIC_KEY", public)
+    folder = make_release(world.releases, 2)
+    assert main(["--once"]) == 2
+    assert "has no model.json.sig" in caplog.text
+    other_pem, _ = keypair(world.tmp)
+    (folder / signing.SIGNATURE_NAME).write_text(signing.sign((folder / MANIFEST_NAME).read_bytes(), other_pem))
+    assert main(["--once"]) == 2
+    assert "not a valid signature" in caplog.text
+    assert world.remote_version() == "1" and world.clone_is_clean()
+    (folder / signing.SIGNATURE_NAME).write_text(signing.sign((folder / MANIFEST_NAME).read_bytes(), private_pem))
+    assert main(["--once"]) == 0 and world.remote_version() == "2"
+
+
+def test_a_push_rejected_because_the_remote_moved_is_retried(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_release(world.releases, 2)
+    other = world.tmp / "other"
+    git(world.tmp, "clone", "--quiet", str(world.remote), str(other))
+    commit_models = Clone.commit_models
+    moved = []
+
+    def commit_then_someone_pushes(self, message: str) -> bool:
+        if not moved:  # between our fetch and our push, a teammate pushes
+            (other / "README.md").write_text("edited meanwhile\n")
+            git(other, "commit", "--quiet", "-am", "teammate's change")
+            git(other, "push", "--quiet", "origin", "main")
+            moved.append(True)
+        return commit_models(self, message)
+
+    monkeypatch.setattr(Clone, "commit_models", commit_then_someone_pushes)
+    assert main(["--once"]) == 0
+    assert world.remote_log()[:2] == ["model: v1 -> v2 (accuracy 98.95% -> 98.95%, +0.00 pt)", "teammate's change"]
+    assert world.remote_version() == "2" and world.clone_is_clean()
+
+
+def test_a_second_run_while_one_holds_the_lock(world, caplog) -> None:
+    make_release(world.releases, 2)
+    state = world.clone / ".git" / "digit-poller"
+    state.mkdir(parents=True)
+    with open(state / "lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        assert main(["--once"]) == 1
+    assert "another poll holds" in caplog.text
+    assert world.remote_version() == "1"
+    assert main(["--once"]) == 0 and world.remote_version() == "2"
+
+
+def test_a_crash_between_writing_and_committing(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_release(world.releases, 2)
+
+    def crash(self, message: str) -> bool:
+        raise KeyboardInterrupt  # the process is stopped mid-run
+
+    monkeypatch.setattr(Clone, "commit_models", crash)
+    with pytest.raises(KeyboardInterrupt):
+        main(["--once"])
+    assert world.clone_is_clean() and world.remote_version() == "1"
+    monkeypatch.undo()
+    monkeypatch.setenv("MODEL_SOURCE", f"dir:{world.releases}")
+    monkeypatch.setenv("REPO_PATH", str(world.clone))
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    assert main(["--once"]) == 0 and world.remote_version() == "2"
+
+
+def test_a_killed_run_leaves_nothing_the_next_run_trips_on(world) -> None:
+    """SIGKILL leaves what it leaves: a half-written api/models and an unpushed commit are cleaned up."""
+    make_release(world.releases, 2)
+    (world.clone / "api" / "models" / TFLITE_NAME).write_bytes(b"half a model")
+    (world.clone / "api" / "models" / ".model.json.tmp-1").write_text("{")
+    assert main(["--once"]) == 0
+    assert world.remote_version() == "2" and world.clone_is_clean()
+
+
+def test_pin_rollback_and_unpin(world) -> None:
+    make_release(world.releases, 2)
+    make_release(world.releases, 3)
+    assert main(["--once"]) == 0 and world.remote_version() == "3"
+    assert main(["rollback"]) == 0 and world.remote_version() == "2"
+    assert main(["--once"]) == 0 and world.remote_version() == "2"  # pinned: the cron run stays
+    assert main(["--pin", "3"]) == 0 and world.remote_version() == "3"
+    assert main(["--pin", "7"]) == 1  # no such release
+    assert main(["--unpin"]) == 0 and world.remote_version() == "3"
+    assert world.clone_is_clean()
+
+
+def test_bad_configuration_is_named(monkeypatch: pytest.MonkeyPatch, caplog) -> None:
+    monkeypatch.setenv("MODEL_SOURCE", "ftp://models")
+    monkeypatch.setenv("REPO_PATH", "/nowhere")
+    assert main(["--once"]) == 1
+    assert "MODEL_SOURCE" in caplog.text and "expected github:OWNER/REPO" in caplog.text
+
+
+def test_a_running_api_picks_up_the_pushed_model(world, tmp_path: Path) -> None:
+    """The deploy side in one machine: an API serving the clone's api/models reloads what was committed."""
+    import os
+    import socket
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PORT": str(port), "MODEL_DIR": str(world.clone / "api" / "models"), "RELOAD_INTERVAL": "0.2"}
+    with open(tmp_path / "api.log", "wb") as log:
+        api = subprocess.Popen([sys.executable, "-m", "digit_api"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        base = f"http://127.0.0.1:{port}"
+
+        def version() -> str | None:
+            try:
+                return httpx.get(f"{base}/readyz", timeout=1).json().get("model_version")
+            except httpx.TransportError:
+                return None
+
+        deadline = time.monotonic() + 30
+        while version() != "1":
+            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()[-2000:]
+            time.sleep(0.1)
+        make_release(world.releases, 2)
+        assert main(["--once"]) == 0
+        deadline = time.monotonic() + 10
+        while version() != "2":
+            assert time.monotonic() < deadline, "the API never served v2"
+            time.sleep(0.1)
+    finally:
+        api.terminate()
+        api.wait(timeout=10)
