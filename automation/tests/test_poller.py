@@ -320,3 +320,33 @@ def test_a_running_api_picks_up_the_pushed_model(world, tmp_path: Path) -> None:
     finally:
         api.terminate()
         api.wait(timeout=10)
+
+
+def test_interval_mode_polls_until_sigterm_and_stops_cleanly(world, tmp_path: Path) -> None:
+    import os
+    import signal
+    import sys
+    import time
+
+    make_release(world.releases, 2)
+    log = tmp_path / "daemon.log"
+    with open(log, "wb") as out:
+        daemon = subprocess.Popen(
+            [sys.executable, "-m", "digit_poller", "--interval", "0.5"], env=dict(os.environ), stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while world.remote_version() != "2":
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        make_release(world.releases, 3)  # a later poll of the same daemon picks this up
+        while world.remote_version() != "3":
+            assert time.monotonic() < deadline, log.read_text()[-2000:]
+            time.sleep(0.2)
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=15) == 0
+    finally:
+        if daemon.poll() is None:
+            daemon.kill()
+    assert "stopped" in log.read_text()
+    assert world.clone_is_clean()

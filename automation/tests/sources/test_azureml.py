@@ -1,0 +1,316 @@
+"""`azureml:MODEL_NAME` against a stand-in MLClient that keeps to the azure-ai-ml SDK v2 shapes.
+
+The stand-in's `models.list(name=None, stage=None, *, list_view_type=...)` returns objects with
+name/version (a string)/tags/properties/type like `azure.ai.ml.entities.Model`, and its
+`models.download(name, version, download_path)` writes a registered folder where
+`ModelOperations.download` does: `download_path/<name>/<registered folder's name>/...`.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from digit_api.manifest import (
+    MANIFEST_NAME,
+    SUMS_NAME,
+    TFLITE_NAME,
+    file_entry,
+    format_sha256sums,
+    manifest_json,
+    read_manifest,
+    verify_model_dir,
+)
+from digit_poller.config import PollerConfig
+from digit_poller.poller import Exit, poll
+from digit_poller.sources import RELEASE_FILES, Release, SourceError, azureml
+from digit_poller.sources.azureml import AzureMLSource
+
+REPO = Path(__file__).resolve().parents[3]
+SHIPPED = REPO / "api" / "models"
+MODEL = "mnist-cnn"
+IDENTITY = {
+    "GIT_AUTHOR_NAME": "poller-test",
+    "GIT_AUTHOR_EMAIL": "poller@example.invalid",
+    "GIT_COMMITTER_NAME": "poller-test",
+    "GIT_COMMITTER_EMAIL": "poller@example.invalid",
+}
+
+
+# --- the stand-in SDK -------------------------------------------------------------------------
+
+
+class ResourceNotFoundError(Exception):
+    """Shaped like azure.core.exceptions.ResourceNotFoundError (what ModelOperations.get raises)."""
+
+    __module__ = "azure.core.exceptions"
+
+
+class ClientAuthenticationError(Exception):
+    """Shaped like azure.core.exceptions.ClientAuthenticationError (what DefaultAzureCredential raises)."""
+
+    __module__ = "azure.core.exceptions"
+
+
+@dataclass
+class Model:
+    """The fields of azure.ai.ml.entities.Model that a listing carries."""
+
+    name: str
+    version: str
+    tags: dict[str, str] = field(default_factory=dict)
+    properties: dict[str, str] = field(default_factory=dict)
+    type: str = "custom_model"
+    path: str = ""
+
+
+class ModelOperations:
+    """`MLClient.models`: list and download, with the SDK's signatures."""
+
+    def __init__(self) -> None:
+        self.registered: dict[tuple[str, str], tuple[Model, Path]] = {}
+        self.fail_with: Exception | None = None
+        self.downloads: list[tuple[str, str]] = []
+
+    def list(self, name: str | None = None, stage: str | None = None, *, list_view_type: str = "ActiveOnly"):
+        if self.fail_with is not None:
+            raise self.fail_with
+        # Registration order, not version order: the source must sort.
+        return iter([model for (model_name, _), (model, _) in self.registered.items() if name in (None, model_name)])
+
+    def download(self, name: str, version: str, download_path: str | Path = ".") -> None:
+        if self.fail_with is not None:
+            raise self.fail_with
+        assert isinstance(version, str), "the SDK takes the version as a string"
+        if (name, version) not in self.registered:
+            raise ResourceNotFoundError(f"Model container with name: {name} version: {version} not found.")
+        self.downloads.append((name, version))
+        _, folder = self.registered[(name, version)]
+        # ModelOperations.download: download_path/<name>, and for a folder asset /<basename of its path>.
+        shutil.copytree(folder, Path(download_path) / name / folder.name)
+
+
+class StandInMLClient:
+    def __init__(self) -> None:
+        self.models = ModelOperations()
+
+    def register(self, folder: Path, version: int | str, name: str = MODEL, **tags: str) -> None:
+        """What `ml_client.models.create_or_update(Model(path=folder, name=..., version=..., tags=...))` records."""
+        model = Model(name=name, version=str(version), tags=dict(tags), path=f"azureml://.../{folder.name}")
+        self.models.registered[(name, str(version))] = (model, folder)
+
+
+def make_release(root: Path, version: int, extra: dict[str, bytes] | None = None) -> Path:
+    """A release folder as training/ publishes it: the shipped model under a new version."""
+    root.mkdir(parents=True, exist_ok=True)
+    folder = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=root)) / "release"
+    folder.mkdir()
+    shutil.copy(SHIPPED / TFLITE_NAME, folder / TFLITE_NAME)
+    files = {TFLITE_NAME: file_entry(folder / TFLITE_NAME)}
+    manifest = read_manifest(SHIPPED).model_copy(update={"version": str(version), "files": files})
+    (folder / MANIFEST_NAME).write_text(manifest_json(manifest))
+    (folder / SUMS_NAME).write_text(format_sha256sums({**files, MANIFEST_NAME: file_entry(folder / MANIFEST_NAME)}))
+    for name, data in (extra or {}).items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+@pytest.fixture
+def client() -> StandInMLClient:
+    return StandInMLClient()
+
+
+# --- the source ---------------------------------------------------------------------------------
+
+
+def test_versions_are_ordered_by_number_not_by_text_or_registration(client, tmp_path: Path) -> None:
+    for version in (2, 10, 3):
+        client.register(make_release(tmp_path, version), version)
+    client.register(make_release(tmp_path, 1), 1, name="another-model")
+    releases = AzureMLSource(MODEL, client=client).releases()
+    assert [r.version for r in releases] == [10, 3, 2]  # "10" > "3" numerically
+    assert [r.tag for r in releases] == ["model-v10", "model-v3", "model-v2"]
+
+
+def test_drafts_and_versions_that_are_not_numbers_are_skipped(client, tmp_path: Path) -> None:
+    folder = make_release(tmp_path, 1)
+    client.register(folder, 1)
+    client.register(folder, 4, stage="draft")
+    client.register(folder, 5, stage="Prerelease")
+    client.register(folder, 3, stage="production")
+    client.register(folder, "2024.1")
+    client.register(folder, "0")
+    assert [r.version for r in AzureMLSource(MODEL, client=client).releases()] == [3, 1]
+
+
+def test_no_versions_is_no_releases(client) -> None:
+    assert AzureMLSource(MODEL, client=client).releases() == []
+
+
+def test_download_writes_exactly_the_release_files_and_they_verify(client, tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "registered", 7, extra={"MLmodel": b"flavors: {}\n", "notes.txt": b"hi\n"})
+    client.register(folder, 7)
+    source = AzureMLSource(MODEL, client=client)
+    [release] = source.releases()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    source.download(release, dest)
+    assert client.models.downloads == [(MODEL, "7")]
+    assert sorted(p.name for p in dest.iterdir()) == sorted([TFLITE_NAME, MANIFEST_NAME, SUMS_NAME])
+    assert set(p.name for p in dest.iterdir()) <= set(RELEASE_FILES)
+    assert verify_model_dir(dest).version == "7"
+
+
+def test_a_flat_download_layout_works_too(client, tmp_path: Path) -> None:
+    """A model registered from the files themselves lands in download_path/<name>/ directly."""
+    folder = make_release(tmp_path / "registered", 2)
+
+    def flat(name: str, version: str, download_path: str | Path = ".") -> None:
+        shutil.copytree(folder, Path(download_path) / name)
+
+    client.models.download = flat
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    AzureMLSource(MODEL, client=client).download(Release(2, "model-v2"), dest)
+    assert verify_model_dir(dest).version == "2"
+
+
+def test_a_download_without_a_manifest_is_refused(client, tmp_path: Path) -> None:
+    folder = make_release(tmp_path / "registered", 2)
+    (folder / MANIFEST_NAME).unlink()
+    client.register(folder, 2)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(SourceError, match=r"holds no model\.json"):
+        AzureMLSource(MODEL, client=client).download(Release(2, "model-v2"), dest)
+    assert list(dest.iterdir()) == []
+
+
+def test_an_oversize_file_is_refused(client, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    folder = make_release(tmp_path / "registered", 2)
+    client.register(folder, 2)
+    monkeypatch.setattr(azureml, "MAX_FILE_BYTES", (folder / TFLITE_NAME).stat().st_size - 1)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(SourceError, match=r"model\.tflite is \d+ bytes, larger than the \d+-byte cap"):
+        AzureMLSource(MODEL, client=client).download(Release(2, "model-v2"), dest)
+    assert not (dest / TFLITE_NAME).exists()
+
+
+def test_azure_errors_become_source_errors(client, tmp_path: Path) -> None:
+    source = AzureMLSource(MODEL, client=client)
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    with pytest.raises(SourceError, match=r"version 9.*not found") as caught:
+        source.download(Release(9, "model-v9"), dest)
+    assert caught.value.__cause__ is None and caught.value.__suppress_context__
+
+    client.models.fail_with = ResourceNotFoundError("(UserError) The workspace was not found")
+    with pytest.raises(SourceError, match=r"cannot list.*not found in the workspace"):
+        source.releases()
+
+
+def test_error_messages_carry_no_secrets(client) -> None:
+    client.models.fail_with = ClientAuthenticationError(
+        "Authentication failed for https://acct.blob.core.windows.net/models/m?sv=2021&sig=S3CRET%3D&se=2030\n"
+        "  AccountKey=K3Y== client_secret=hunter2"
+    )
+    with pytest.raises(SourceError) as caught:
+        AzureMLSource(MODEL, client=client).releases()
+    message = str(caught.value)
+    assert "sign-in failed" in message and "https://acct.blob.core.windows.net/models/m" in message
+    for secret in ("S3CRET", "K3Y", "hunter2", "sv=2021"):
+        assert secret not in message
+    assert "\n" not in message
+
+
+def test_other_errors_are_not_disguised(client) -> None:
+    client.models.fail_with = ValueError("a bug, not an outage")
+    with pytest.raises(ValueError, match="a bug"):
+        AzureMLSource(MODEL, client=client).releases()
+
+
+def sdk_installed() -> bool:
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in ("azure.ai.ml", "azure.identity"))
+    except ModuleNotFoundError:  # find_spec imports the parent package: no `azure` at all
+        return False
+
+
+def test_without_a_client_the_workspace_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
+    if not sdk_installed():
+        with pytest.raises(ImportError):  # the CLI turns this into "install the optional extra"
+            AzureMLSource(MODEL)
+        return
+    source = AzureMLSource(MODEL)
+    with pytest.raises(SourceError, match="AZURE_RESOURCE_GROUP, AZURE_ML_WORKSPACE") as caught:
+        source.releases()
+    assert "AZURE_SUBSCRIPTION_ID" not in str(caught.value)
+
+
+# --- through the poller, against real git -------------------------------------------------------
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """A bare remote holding the shipped model and the poller's clone of it (as in test_poller.py)."""
+    for key, value in IDENTITY.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("MODEL_PUBLIC_KEY", raising=False)
+    seed = tmp_path / "seed"
+    (seed / "api" / "models").mkdir(parents=True)
+    for name in (TFLITE_NAME, MANIFEST_NAME):
+        shutil.copy(SHIPPED / name, seed / "api" / "models" / name)
+    (seed / "README.md").write_text("a project\n")
+    git(tmp_path, "init", "--quiet", "-b", "main", str(seed))
+    git(seed, "add", ".")
+    git(seed, "commit", "--quiet", "-m", "start")
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "clone", "--quiet", "--bare", str(seed), str(remote))
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(remote), str(clone))
+    return {"remote": remote, "clone": clone, "tmp": tmp_path}
+
+
+def remote_version(remote: Path) -> str:
+    return json.loads(git(remote, "show", "main:api/models/model.json"))["version"]
+
+
+def test_the_poller_installs_the_highest_registered_version(client, repo, caplog) -> None:
+    registered = repo["tmp"] / "registered"
+    client.register(make_release(registered, 2), 2)
+    client.register(make_release(registered, 3), 3)
+    client.register(make_release(registered, 4), 4, stage="draft")
+    config = PollerConfig(model_source=f"azureml:{MODEL}", repo_path=repo["clone"], min_accuracy=0.985)
+    source = AzureMLSource(MODEL, client=client)
+    assert remote_version(repo["remote"]) == "1"
+
+    assert poll(config, source) == Exit.OK
+    assert remote_version(repo["remote"]) == "3"
+    assert client.models.downloads == [(MODEL, "3")]
+    subject = git(repo["remote"], "log", "-1", "--format=%B", "main")
+    assert subject.startswith("model: v1 -> v3") and f"from azureml:{MODEL}" in subject
+    assert git(repo["clone"], "status", "--porcelain") == ""
+
+    assert poll(config, source) == Exit.OK  # nothing new: no second download
+    assert client.models.downloads == [(MODEL, "3")]
+
+    client.models.fail_with = ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
+    assert poll(config, source) == Exit.ERROR
+    assert "sign-in failed" in caplog.text
+    assert remote_version(repo["remote"]) == "3"
