@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,51 +26,23 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "automation"))
 
 from tests.github_server import GitHubServer  # noqa: E402
+from tests.releases import git, make_world, write_release  # noqa: E402
 
 from digit_api.manifest import (  # noqa: E402
     MANIFEST_NAME,
     SUMS_NAME,
     TFLITE_NAME,
-    file_entry,
-    format_sha256sums,
-    manifest_json,
-    read_manifest,
 )
 from digit_poller.__main__ import main as poll  # noqa: E402
 
 logger = logging.getLogger("bench.poll")
-SHIPPED = REPO / "api" / "models"
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
 
 
 def release_files(version: int) -> dict[str, bytes]:
     """The shipped model under another version number, as a release's assets."""
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp)
-        shutil.copy(SHIPPED / TFLITE_NAME, folder / TFLITE_NAME)
-        files = {TFLITE_NAME: file_entry(folder / TFLITE_NAME)}
-        manifest = read_manifest(SHIPPED).model_copy(update={"version": str(version), "files": files})
-        (folder / MANIFEST_NAME).write_text(manifest_json(manifest))
-        sums = format_sha256sums({**files, MANIFEST_NAME: file_entry(folder / MANIFEST_NAME)})
-        (folder / SUMS_NAME).write_text(sums)
+        folder = write_release(Path(tmp), version)
         return {name: (folder / name).read_bytes() for name in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
-
-
-def make_world(root: Path) -> tuple[Path, Path]:
-    seed = root / "seed"
-    (seed / "api" / "models").mkdir(parents=True)
-    for name in (TFLITE_NAME, MANIFEST_NAME):
-        shutil.copy(SHIPPED / name, seed / "api" / "models" / name)
-    git(root, "init", "--quiet", "-b", "main", str(seed))
-    git(seed, "add", ".")
-    git(seed, "commit", "--quiet", "-m", "start")
-    remote, clone = root / "remote.git", root / "clone"
-    git(root, "clone", "--quiet", "--bare", str(seed), str(remote))
-    git(root, "clone", "--quiet", str(remote), str(clone))
-    return remote, clone
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,44 +17,17 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from digit_api.manifest import (
-    MANIFEST_NAME,
-    SUMS_NAME,
-    TFLITE_NAME,
-    file_entry,
-    format_sha256sums,
-    manifest_json,
-    read_manifest,
-)
+from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, read_manifest
 from digit_poller import signing
 from digit_poller.__main__ import main
 from digit_poller.git import Clone
 
-REPO = Path(__file__).resolve().parents[2]
-SHIPPED = REPO / "api" / "models"
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "poller-test",
-    "GIT_AUTHOR_EMAIL": "poller@example.invalid",
-    "GIT_COMMITTER_NAME": "poller-test",
-    "GIT_COMMITTER_EMAIL": "poller@example.invalid",
-}
-
-
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
+from .releases import IDENTITY, SHIPPED, git, make_world, write_release
 
 
 def make_release(releases: Path, version: int, tflite: bytes | None = None, **manifest_changes) -> Path:
     """A release folder model-v<version>: the shipped model under a new version (or other bytes)."""
-    folder = releases / f"model-v{version}"
-    folder.mkdir(parents=True)
-    (folder / TFLITE_NAME).write_bytes(tflite if tflite is not None else (SHIPPED / TFLITE_NAME).read_bytes())
-    manifest = read_manifest(SHIPPED)
-    files = {TFLITE_NAME: file_entry(folder / TFLITE_NAME)}
-    manifest = manifest.model_copy(update={"version": str(version), "files": files, **manifest_changes})
-    (folder / MANIFEST_NAME).write_text(manifest_json(manifest))
-    (folder / SUMS_NAME).write_text(format_sha256sums({**files, MANIFEST_NAME: file_entry(folder / MANIFEST_NAME)}))
-    return folder
+    return write_release(releases / f"model-v{version}", version, tflite, **manifest_changes)
 
 
 @pytest.fixture
@@ -62,18 +35,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """A remote holding the shipped model, the poller's clone of it, and an empty folder of releases."""
     for key, value in IDENTITY.items():
         monkeypatch.setenv(key, value)
-    seed = tmp_path / "seed"
-    (seed / "api" / "models").mkdir(parents=True)
-    for name in (TFLITE_NAME, MANIFEST_NAME):
-        shutil.copy(SHIPPED / name, seed / "api" / "models" / name)
-    (seed / "README.md").write_text("a project\n")
-    git(tmp_path, "init", "--quiet", "-b", "main", str(seed))
-    git(seed, "add", ".")
-    git(seed, "commit", "--quiet", "-m", "start")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(seed), str(remote))
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "--quiet", str(remote), str(clone))
+    remote, clone = make_world(tmp_path)
     releases = tmp_path / "releases"
     releases.mkdir()
     monkeypatch.setenv("MODEL_SOURCE", f"dir:{releases}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import subprocess
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +22,6 @@ from digit_api.manifest import (
     MANIFEST_NAME,
     SUMS_NAME,
     TFLITE_NAME,
-    file_entry,
-    format_sha256sums,
-    manifest_json,
-    read_manifest,
     verify_model_dir,
 )
 from digit_poller.config import PollerConfig
@@ -34,15 +29,11 @@ from digit_poller.poller import Exit, poll
 from digit_poller.sources import RELEASE_FILES, Release, SourceError, azureml
 from digit_poller.sources.azureml import AzureMLSource
 
+from ..releases import IDENTITY, git, make_world, write_release
+
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "api" / "models"
 MODEL = "mnist-cnn"
-IDENTITY = {
-    "GIT_AUTHOR_NAME": "poller-test",
-    "GIT_AUTHOR_EMAIL": "poller@example.invalid",
-    "GIT_COMMITTER_NAME": "poller-test",
-    "GIT_COMMITTER_EMAIL": "poller@example.invalid",
-}
 
 
 # --- the stand-in SDK -------------------------------------------------------------------------
@@ -111,13 +102,7 @@ class StandInMLClient:
 def make_release(root: Path, version: int, extra: dict[str, bytes] | None = None) -> Path:
     """A release folder as training/ publishes it: the shipped model under a new version."""
     root.mkdir(parents=True, exist_ok=True)
-    folder = Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=root)) / "release"
-    folder.mkdir()
-    shutil.copy(SHIPPED / TFLITE_NAME, folder / TFLITE_NAME)
-    files = {TFLITE_NAME: file_entry(folder / TFLITE_NAME)}
-    manifest = read_manifest(SHIPPED).model_copy(update={"version": str(version), "files": files})
-    (folder / MANIFEST_NAME).write_text(manifest_json(manifest))
-    (folder / SUMS_NAME).write_text(format_sha256sums({**files, MANIFEST_NAME: file_entry(folder / MANIFEST_NAME)}))
+    folder = write_release(Path(tempfile.mkdtemp(prefix=f"v{version}-", dir=root)) / "release", version)
     for name, data in (extra or {}).items():
         (folder / name).write_bytes(data)
     return folder
@@ -262,28 +247,13 @@ def test_without_a_client_the_workspace_comes_from_the_environment(monkeypatch: 
 # --- through the poller, against real git -------------------------------------------------------
 
 
-def git(cwd: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
-
-
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """A bare remote holding the shipped model and the poller's clone of it (as in test_poller.py)."""
     for key, value in IDENTITY.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MODEL_PUBLIC_KEY", raising=False)
-    seed = tmp_path / "seed"
-    (seed / "api" / "models").mkdir(parents=True)
-    for name in (TFLITE_NAME, MANIFEST_NAME):
-        shutil.copy(SHIPPED / name, seed / "api" / "models" / name)
-    (seed / "README.md").write_text("a project\n")
-    git(tmp_path, "init", "--quiet", "-b", "main", str(seed))
-    git(seed, "add", ".")
-    git(seed, "commit", "--quiet", "-m", "start")
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "clone", "--quiet", "--bare", str(seed), str(remote))
-    clone = tmp_path / "clone"
-    git(tmp_path, "clone", "--quiet", str(remote), str(clone))
+    remote, clone = make_world(tmp_path)
     return {"remote": remote, "clone": clone, "tmp": tmp_path}
 
 
