@@ -7,7 +7,7 @@
 #                    exists; it must be owned by the user and not readable/writable by group or
 #                    others (mode 0600 or stricter), because it holds secrets such as GITHUB_TOKEN.
 #   POLLER_PYTHON    python to run (default: <repo>/.venv/bin/python).
-#   REPO_PATH        defaults to the checkout this script lives in.
+#   REPO_PATH        required: the poller's own clone (it resets and commits there).
 # Extra arguments are passed to the poller. Exit codes are the poller's:
 # 0 updated or nothing new, 1 error, 2 candidate rejected.
 set -euo pipefail

@@ -86,7 +86,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     logger.info("polling %s every %.0f s", source.name, args.interval)
     while not stop.is_set():
-        poll(config, source, request)
+        try:
+            poll(config, source, request)
+        except Exception:  # a daemon that dies on one bad poll stops all later updates
+            logger.exception("poll crashed; trying again in %.0f s", args.interval)
         request = Request(dry_run=args.dry_run)  # a pin or unpin applies once; the state keeps it
         stop.wait(args.interval)
     logger.info("stopped")

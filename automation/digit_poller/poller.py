@@ -9,16 +9,25 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
-import tempfile
+import shutil
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from digit_api.manifest import ManifestError, install_model, read_manifest
+from digit_api.inference import ModelLoadError
+from digit_api.manifest import (
+    MANIFEST_NAME,
+    ManifestError,
+    ModelManifest,
+    install_model,
+    parse_manifest,
+    read_manifest,
+    write_atomic,
+)
 from digit_poller.config import PollerConfig
-from digit_poller.git import Clone, GitError
+from digit_poller.git import MODEL_PATH, Clone, GitError
 from digit_poller.sources import Release, ReleaseSource, SourceError
 from digit_poller.verify import Rejected, verify_candidate
 from digit_training.evaluate import evaluate_model_dir
@@ -57,15 +66,25 @@ def locked(state_dir: Path) -> Iterator[None]:
         yield
 
 
+class StateError(RuntimeError):
+    """The poller's state file exists but cannot be read: guessing "no pin" could undo a rollback."""
+
+
 def read_state(state_dir: Path) -> dict:
+    path = state_dir / "state.json"
     try:
-        return json.loads((state_dir / "state.json").read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
+        state = json.loads(path.read_text())
+    except FileNotFoundError:
         return {}
+    except (OSError, json.JSONDecodeError) as exc:
+        raise StateError(f"{path} is unreadable ({exc}): fix or delete it (it holds the pin)") from None
+    if not isinstance(state, dict):
+        raise StateError(f"{path} is not a JSON object: fix or delete it (it holds the pin)")
+    return state
 
 
 def write_state(state_dir: Path, state: dict) -> None:
-    (state_dir / "state.json").write_text(json.dumps(state, indent=2) + "\n")
+    write_atomic(state_dir / "state.json", (json.dumps(state, indent=2) + "\n").encode())
 
 
 def choose(releases: list[Release], current: int | None, request: Request, pinned: int | None) -> Release | None:
@@ -106,44 +125,75 @@ def poll(config: PollerConfig, source: ReleaseSource, request: Request = Request
     except Busy as exc:
         logger.error("%s: not polling", exc)
         return Exit.ERROR
-    except (GitError, SourceError, OSError, ManifestError) as exc:
+    except (GitError, SourceError, StateError, OSError, ManifestError) as exc:
         logger.error("poll failed, nothing changed: %s", exc)
         return Exit.ERROR
 
 
-def _poll(config: PollerConfig, source: ReleaseSource, request: Request, clone: Clone) -> Exit:
-    clone.sync()
+def in_service(config: PollerConfig, clone: Clone, dry_run: bool) -> ModelManifest | None:
+    """The manifest of the model in service: the clone's (after sync), or the remote's for a dry run."""
+    if dry_run:
+        raw = clone.remote_file(f"{MODEL_PATH}/{MANIFEST_NAME}")
+        return parse_manifest(raw) if raw is not None else None
     try:
-        current = read_manifest(config.model_dir)
+        return read_manifest(config.model_dir)
     except ManifestError:
-        current = None  # a repository without a model yet
-    current_version = int(current.version) if current else None
+        return None  # a repository without a model yet
+
+
+def measured_accuracy(model_dir: Path) -> float | None:
+    """The in-service model's accuracy now; None if it cannot even be loaded (then it is no bar to clear)."""
+    try:
+        return evaluate_model_dir(model_dir).accuracy
+    except ModelLoadError as exc:
+        logger.warning("the model in service does not load (%s): any release that passes the checks replaces it", exc)
+        return None
+
+
+def _poll(config: PollerConfig, source: ReleaseSource, request: Request, clone: Clone) -> Exit:
     state = read_state(config.state_dir)
+    if request.dry_run:
+        clone.fetch()  # a dry run reads the remote and changes nothing, not even the clone
+    else:
+        clone.sync()
+    current = in_service(config, clone, request.dry_run)
+    current_version = int(current.version) if current else None
     target = choose(source.releases(), current_version, request, state.get("pinned"))
-    if request.pin is not None or request.rollback or request.unpin:
-        pinned = None if request.unpin else (target.version if target else request.pin or current_version)
-        if not request.dry_run:
-            write_state(config.state_dir, {**state, "pinned": pinned})
-        logger.info("pinned to %s", f"v{pinned}" if pinned else "nothing (following the latest release)")
+    pins = request.pin is not None or request.rollback or request.unpin
+    pinned = None if request.unpin else (target.version if target else request.pin or current_version)
     if target is None:
+        if pins and not request.dry_run:
+            save_pin(config, state, pinned)
         logger.info("nothing new: v%s is in service (%s)", current_version, source.name)
         return Exit.OK
     logger.info("candidate %s from %s (in service: v%s)", target.tag, source.name, current_version)
     if request.dry_run:
         logger.info("dry run: would download, check and install %s; nothing changed", target.tag)
         return Exit.OK
+    outcome = _bring_in(config, source, request, clone, target, has_model=current is not None)
+    if outcome is Exit.OK and pins:
+        save_pin(config, state, pinned)
+    return outcome
 
-    with tempfile.TemporaryDirectory(prefix="digit-poller-") as tmp:
-        folder = Path(tmp)
+
+def _bring_in(
+    config: PollerConfig, source: ReleaseSource, request: Request, clone: Clone, target: Release, *, has_model: bool
+) -> Exit:
+    """Download, check, write, commit and push `target`; on any failure the clone is put back."""
+    # Downloads go under the state folder, emptied at every start, so a killed run leaks nothing.
+    folder = config.state_dir / "download"
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    try:
         source.download(target, folder)
         follows_latest = request.pin is None and not request.rollback
-        in_service = evaluate_model_dir(config.model_dir).accuracy if current and follows_latest else None
+        bar = measured_accuracy(config.model_dir) if has_model and follows_latest else None
         try:
             verdict = verify_candidate(
                 folder,
                 public_key=config.model_public_key,
                 min_accuracy=config.min_accuracy,
-                in_service_accuracy=in_service,
+                in_service_accuracy=bar,
                 tolerance=config.accuracy_tolerance,
             )
         except Rejected as exc:
@@ -152,21 +202,34 @@ def _poll(config: PollerConfig, source: ReleaseSource, request: Request, clone: 
         if verdict.manifest.version != str(target.version):
             logger.error("rejected %s: its manifest says version %s", target.tag, verdict.manifest.version)
             return Exit.REJECTED
-        old_accuracy = current.metrics.accuracy if current else None
-        message = commit_message(current_version, target.tag, old_accuracy, verdict.accuracy, source.name)
 
         def apply() -> bool:
+            """Write and commit the release on top of what the clone holds now (again after a rejected push)."""
+            now = in_service(config, clone, dry_run=False)
+            if follows_latest and now is not None and int(now.version) >= target.version:
+                logger.info("the remote already holds v%s, not older than %s: nothing to do", now.version, target.tag)
+                return False
             install_model(folder, config.model_dir)
+            old_accuracy = now.metrics.accuracy if now else None
+            old_version = now.version if now else None
+            message = commit_message(old_version, target.tag, old_accuracy, verdict.accuracy, source.name)
             return clone.commit_models(message)
 
         try:
-            if not apply():
-                logger.info("api/models already holds %s: nothing to commit", target.tag)
+            if not apply() or not clone.push(config.push_attempts, redo=apply):
+                logger.info("nothing to commit for %s", target.tag)
                 return Exit.OK
-            clone.push(config.push_attempts, redo=apply)
         except BaseException:
             clone.restore_models()
             clone.drop_unpushed()
             raise
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
     logger.info("pushed %s to %s/%s", target.tag, config.git_remote, config.git_branch)
     return Exit.OK
+
+
+def save_pin(config: PollerConfig, state: dict, pinned: int | None) -> None:
+    """Recorded once the pinned model is in service, so a refused rollback does not stick."""
+    write_state(config.state_dir, {**state, "pinned": pinned})
+    logger.info("pinned to %s", f"v{pinned}" if pinned else "nothing (following the latest release)")

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digit_api.inference import LiteRTModel, ModelLoadError
-from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, ManifestError, ModelManifest, verify_model_dir
+from digit_api.manifest import MANIFEST_NAME, ManifestError, ModelManifest, read_manifest, verify_model_dir
 from digit_poller import signing
 from digit_training.evaluate import evaluate_model_dir
 
@@ -42,7 +42,8 @@ def verify_candidate(
     """
     folder = Path(folder)
     try:
-        manifest = verify_model_dir(folder, required=(TFLITE_NAME,))
+        # A release carries every file its manifest lists: a listed file that is missing is refused.
+        manifest = verify_model_dir(folder, required=tuple(read_manifest(folder).files))
     except ManifestError as exc:
         raise Rejected(f"integrity: {exc}") from None
     if public_key is not None:

@@ -312,3 +312,111 @@ def test_interval_mode_polls_until_sigterm_and_stops_cleanly(world, tmp_path: Pa
             daemon.kill()
     assert "stopped" in log.read_text()
     assert world.clone_is_clean()
+
+
+# --- what a review tried, kept as tests --------------------------------------------------------
+
+
+def push_release_from_another_clone(world, version: int) -> None:
+    other = world.tmp / f"other-{version}"
+    git(world.tmp, "clone", "--quiet", str(world.remote), str(other))
+    release = make_release(world.tmp / f"elsewhere-{version}", version)
+    for name in (TFLITE_NAME, MANIFEST_NAME):
+        shutil.copy(release / name, other / "api" / "models" / name)
+    git(other, "commit", "--quiet", "-am", f"another poller: v{version}")
+    git(other, "push", "--quiet", "origin", "main")
+
+
+def test_a_retry_never_puts_an_older_model_over_a_newer_one(world, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_release(world.releases, 2)
+    commit_models = Clone.commit_models
+    raced = []
+
+    def another_poller_pushes_v3_first(self, message: str) -> bool:
+        if not raced:
+            push_release_from_another_clone(world, 3)
+            raced.append(True)
+        return commit_models(self, message)
+
+    monkeypatch.setattr(Clone, "commit_models", another_poller_pushes_v3_first)
+    assert main(["--once"]) == 0
+    assert world.remote_version() == "3" and world.remote_log()[0] == "another poller: v3"
+    assert world.clone_is_clean()
+
+
+def test_a_push_refused_by_a_hook_is_not_retried(world, caplog) -> None:
+    hook = world.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\necho 'models are frozen today' >&2\nexit 1\n")
+    hook.chmod(0o755)
+    make_release(world.releases, 2)
+    assert main(["--once"]) == 1
+    assert "attempt 1 of 3" in caplog.text and "the remote moved" not in caplog.text
+    assert world.remote_version() == "1" and git(world.clone, "status", "--porcelain") == ""
+    hook.unlink()
+    assert main(["--once"]) == 0 and world.remote_version() == "2"
+
+
+def test_a_stale_git_lock_from_a_killed_run_is_cleared(world) -> None:
+    make_release(world.releases, 2)
+    (world.clone / ".git" / "index.lock").write_text("")
+    assert main(["--once"]) == 0 and world.remote_version() == "2" and world.clone_is_clean()
+
+
+def test_someone_elses_work_in_the_clone_is_refused_and_left_alone(world, caplog) -> None:
+    make_release(world.releases, 2)
+    (world.clone / "README.md").write_text("my local edit\n")
+    assert main(["--once"]) == 1
+    assert "changes outside api/models" in caplog.text
+    assert (world.clone / "README.md").read_text() == "my local edit\n"
+    assert world.remote_version() == "1"
+
+
+def test_a_dry_run_leaves_even_the_clone_alone(world) -> None:
+    make_release(world.releases, 2)
+    git(world.clone, "checkout", "--quiet", "-b", "topic")
+    (world.clone / "api" / "models" / "NOTES.md").write_text("mine\n")
+    assert main(["--once", "--dry-run"]) == 0
+    assert git(world.clone, "rev-parse", "--abbrev-ref", "HEAD").strip() == "topic"
+    assert (world.clone / "api" / "models" / "NOTES.md").read_text() == "mine\n"
+
+
+def test_a_broken_model_in_service_is_replaced_by_a_good_release(world) -> None:
+    other = world.tmp / "other"
+    git(world.tmp, "clone", "--quiet", str(world.remote), str(other))
+    write_release(other / "api" / "models", 1, tflite=b"garbage that the manifest vouches for")
+    (other / "api" / "models" / "SHA256SUMS").unlink()
+    git(other, "commit", "--quiet", "-am", "a broken model")
+    git(other, "push", "--quiet", "origin", "main")
+    make_release(world.releases, 2)
+    assert main(["--once"]) == 0 and world.remote_version() == "2"
+
+
+def test_a_refused_rollback_does_not_pin_and_a_corrupt_state_stops_the_poller(world, caplog) -> None:
+    tamper(make_release(world.releases, 2))
+    make_release(world.releases, 3)
+    assert main(["--once"]) == 0 and world.remote_version() == "3"
+    assert main(["rollback"]) == 2  # v2 is tampered with: refused
+    make_release(world.releases, 4)
+    assert main(["--once"]) == 0 and world.remote_version() == "4"  # not stuck on a pin to v2
+    state = world.clone / ".git" / "digit-poller" / "state.json"
+    state.write_text("{bad")
+    make_release(world.releases, 5)
+    assert main(["--once"]) == 1
+    assert "state.json is unreadable" in caplog.text and world.remote_version() == "4"
+
+
+def test_releases_with_links_or_missing_listed_files_are_refused(world, caplog) -> None:
+    folder = make_release(world.releases, 2)
+    (folder / TFLITE_NAME).unlink()
+    (folder / TFLITE_NAME).symlink_to(SHIPPED / TFLITE_NAME)
+    assert main(["--once"]) == 1
+    assert "a symbolic link" in caplog.text
+    shutil.rmtree(folder)
+    manifest = read_manifest(SHIPPED)
+    files = {**manifest.files, "model.keras": manifest.files[TFLITE_NAME]}
+    write_release(world.releases / "model-v2", 2)
+    listed = read_manifest(world.releases / "model-v2").files
+    folder = write_release(world.releases / "model-v2", 2, files={**listed, "model.keras": files["model.keras"]})
+    assert main(["--once"]) == 2
+    assert "model.keras: missing" in caplog.text
+    assert world.remote_version() == "1" and not list((world.clone / ".git" / "digit-poller").glob("download*"))

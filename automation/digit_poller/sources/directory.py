@@ -28,6 +28,8 @@ class DirectorySource:
     def download(self, release: Release, dest: Path) -> None:
         for name, location in release.assets.items():
             path = Path(location)
+            if path.is_symlink():
+                raise SourceError(f"{path}: a symbolic link; a release holds files, not links to elsewhere")
             if path.stat().st_size > MAX_FILE_BYTES:
                 raise SourceError(f"{path}: larger than the {MAX_FILE_BYTES}-byte cap")
             shutil.copyfile(path, Path(dest) / name)
