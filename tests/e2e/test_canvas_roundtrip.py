@@ -15,12 +15,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tooling import require_tool as require
 
 from digit_api.inference import LiteRTModel
 from digit_api.preprocess import image_to_pixels
 from digit_training.data import held_out
-
-from .stack import require
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "api" / "models"

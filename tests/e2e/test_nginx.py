@@ -21,8 +21,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tooling import require_tool as require
 
-from .stack import REPO, STATIC, Nginx, free_port, nginx_binary, render, require, start_nginx, stop, wait_for
+from .stack import REPO, STATIC, Nginx, free_port, nginx_binary, render, start_nginx, stop, wait_for
 
 TOO_LARGE = {"detail": "request body is larger than the limit of 2097152 bytes"}
 TOO_MANY = {"detail": "too many requests, slow down"}

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
+from tooling import require_tool as require
 
-from .stack import require
 from .strokes import DIGITS, Stroke
 
 REPORT_IMAGES = Path(__file__).resolve().parents[2] / "report-images"

@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 import yaml
+from tooling import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "kubernetes"
@@ -53,12 +54,6 @@ IMAGE_REFERENCE = re.compile(
     r"^(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[0-9a-f]{64})?$"
 )
-
-
-def _unavailable(message: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
 
 
 # ---- rendering ---------------------------------------------------------------------------------
@@ -106,7 +101,7 @@ def _render_dir(directory: str) -> tuple[dict[str, Any], ...]:
 def render(target: str | Path) -> list[dict[str, Any]]:
     """The objects of base, an overlay's name, or a kustomization folder (a fresh copy each call)."""
     if _renderer() is None:
-        _unavailable(RENDERER_HINT)
+        unavailable(RENDERER_HINT)
     directory = target if isinstance(target, Path) else (BASE if target == "base" else KUBERNETES / "overlays" / target)
     return json.loads(json.dumps(_render_dir(str(directory))))
 
@@ -216,7 +211,7 @@ def test_objects_are_valid_for_the_pinned_kubernetes_version(target: str) -> Non
     try:
         import kubernetes_validate
     except ImportError:
-        _unavailable(VALIDATE_HINT)
+        unavailable(VALIDATE_HINT)
     errors = []
     for obj in objs:
         try:

@@ -8,13 +8,11 @@ hint, except with CI=true, where it fails: CI must never pass by skipping the ch
 
 from __future__ import annotations
 
-import os
-import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from tooling import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = REPO / ".github" / "workflows"
@@ -27,13 +25,7 @@ INSTALL = {
 
 def tool(name: str) -> str:
     """The tool's path: on PATH or beside this interpreter (an unactivated .venv)."""
-    path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if path:
-        return path
-    message = f"{name} is missing: {INSTALL[name]} (into .venv)"
-    if os.environ.get("CI") == "true":
-        pytest.fail(message)
-    pytest.skip(message)
+    return require_tool(name, f"{INSTALL[name]} (into .venv)")
 
 
 def run(*command: str) -> subprocess.CompletedProcess[str]:

@@ -1,10 +1,9 @@
-"""The rule for system tools the whole-stack tests drive: skip outside CI, fail in CI."""
+"""tests/tooling.py: the rule for system tools the tests drive (skip outside CI, fail in CI)."""
 
 from __future__ import annotations
 
 import pytest
-
-from .stack import require
+from tooling import require_tool as require
 
 
 def test_a_missing_tool_skips_outside_ci_and_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:
