@@ -6,7 +6,9 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-REQUIREMENTS := api/requirements.txt training/requirements.txt automation/requirements.txt requirements-dev.txt
+# The Azure extra is installed too: its job definition and sources are tested with the real SDK.
+REQUIREMENTS := api/requirements.txt training/requirements.txt automation/requirements.txt \
+	automation/requirements-azure.txt requirements-dev.txt
 # The components' source folders, put on the venv's path the way an editable install would.
 SOURCES := api training automation
 # Debian packages the whole-stack tests drive for real; `make test` installs them when it can.

@@ -1,0 +1,260 @@
+"""Run the training pipeline as an Azure ML command job and register its release as a model version.
+
+    python -m digit_training.azureml show --compute cpu-cluster      # the job definition, as YAML
+    python -m digit_training.azureml submit --compute cpu-cluster    # run it, register mnist-cnn vN
+
+The job runs the same entry point as local training (`python -m digit_training`) on a snapshot of
+the repository (the root, minus what `.amlignore` leaves out), in a conda environment
+(training/azureml/environment.yml, the pins of training/requirements.txt) on a pinned base image.
+Its `release` output is the release folder; `submit` downloads it, checks it, and registers it as
+version N of the model, which the poller's `azureml:MODEL_NAME` source reads as release `model-vN`.
+N is 1 + the highest version registered (by number, never by date) and is passed to the job
+(`--version N`), so the manifest inside the release says the same N as the registry.
+
+The workspace comes from AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZURE_ML_WORKSPACE, the
+identity from `DefaultAzureCredential`. Needs the SDK: `pip install -r automation/requirements-azure.txt`.
+
+Exit codes: 0 done; 1 the job or the registration failed; 2 bad arguments or missing variables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from azure.ai.ml import Input, Output, command
+from azure.ai.ml.constants import AssetTypes
+from azure.ai.ml.entities import Command, Environment, Model
+
+from digit_api.manifest import MANIFEST_NAME, ModelManifest, verify_model_dir
+
+logger = logging.getLogger("digit_training.azureml")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CONDA_FILE = REPO_ROOT / "training" / "azureml" / "environment.yml"
+DEFAULT_PARAMS = REPO_ROOT / "training" / "params.yaml"
+# A tag, not a digest: Microsoft does not republish a dated tag, but a digest would pin harder.
+BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20250601.v1"
+DATA_CHOICES = ("bundled", "keras")
+WORKSPACE_VARIABLES = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE")
+MODEL_NAME = "mnist-cnn"
+OUTPUT = "release"
+# Relative to the job's working directory, which is the code snapshot (the repository root).
+PYTHONPATH = "training:api"
+CODE_PATHS = ("training", "api/digit_api")
+
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
+
+
+class JobFailed(RuntimeError):
+    """The job did not complete, or its output is not a release that can be registered."""
+
+
+def local_code_revision() -> str:
+    """The commit of the code being uploaded (`-dirty` if training/ or api/digit_api/ has changes)."""
+    if os.environ.get("CODE_REVISION"):
+        return os.environ["CODE_REVISION"]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if dirty else head
+
+
+def build_environment() -> Environment:
+    return Environment(
+        name="digit-training",
+        description="digit_training: training/requirements.txt pins on the AzureML Ubuntu 22.04 CPU image",
+        image=BASE_IMAGE,
+        conda_file=str(CONDA_FILE),
+    )
+
+
+def build_job(
+    params: Path,
+    compute: str,
+    data: str = "bundled",
+    experiment: str = "digit-training",
+    code_revision: str | None = None,
+    *,
+    version: int = 1,
+) -> Command:
+    """The command job that trains release `model-v<version>` into its `release` output."""
+    if data not in DATA_CHOICES:
+        raise ValueError(f"data must be one of {', '.join(DATA_CHOICES)} (a local path is not uploaded), got {data!r}")
+    if not compute:
+        raise ValueError("compute must name a compute cluster of the workspace")
+    if version < 1:
+        raise ValueError(f"version must be at least 1, got {version}")
+    params = Path(params)
+    if not params.is_file():
+        raise ValueError(f"params file not found: {params}")
+    revision = code_revision or local_code_revision()
+    return command(
+        code=str(REPO_ROOT),  # the snapshot: .amlignore at the root leaves out .venv, .git, ...
+        command=(
+            "python -m digit_training --params ${{inputs.params}} "
+            f"--data {data} --out ${{{{outputs.{OUTPUT}}}}} --version {version} --no-report --quiet"
+        ),
+        inputs={"params": Input(type=AssetTypes.URI_FILE, path=str(params.resolve()))},
+        outputs={OUTPUT: Output(type=AssetTypes.URI_FOLDER, mode="upload")},
+        environment=build_environment(),
+        environment_variables={"PYTHONPATH": PYTHONPATH, "CODE_REVISION": revision, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        compute=compute,
+        experiment_name=experiment,
+        display_name=f"train {MODEL_NAME} model-v{version} ({data})",
+        description="python -m digit_training: train, evaluate, export and verify one release",
+        tags={"code_revision": revision, "data": data, "release_version": str(version)},
+    )
+
+
+def next_version(client: Any, model_name: str) -> int:
+    """1 + the highest numeric version registered under `model_name` (1 if none)."""
+    versions = [int(v) for m in client.models.list(name=model_name) if (v := str(getattr(m, "version", ""))).isdigit()]
+    return max(versions, default=0) + 1
+
+
+def _release_folder(root: Path) -> Path:
+    found = sorted({path.parent for path in root.rglob(MANIFEST_NAME) if path.is_file()})
+    if len(found) != 1:
+        raise JobFailed(f"the job's {OUTPUT} output holds {len(found)} {MANIFEST_NAME} files, expected one")
+    return found[0]
+
+
+def _register(client: Any, job_name: str, folder: Path, model_name: str, expected: int) -> str:
+    try:
+        manifest: ModelManifest = verify_model_dir(folder)
+    except ValueError as exc:  # ManifestError
+        raise JobFailed(f"job {job_name}: its {OUTPUT} output is not a valid release: {exc}") from exc
+    if manifest.version != str(expected):
+        raise JobFailed(
+            f"job {job_name} trained model-v{manifest.version}, but the next free version of {model_name} is {expected}"
+        )
+    model = Model(
+        path=str(folder),
+        name=model_name,
+        version=str(expected),
+        type=AssetTypes.CUSTOM_MODEL,
+        description=f"model-v{expected}: accuracy {manifest.metrics.accuracy:.4f}, Azure ML job {job_name}",
+        tags={
+            "accuracy": f"{manifest.metrics.accuracy:.6g}",
+            "code_revision": manifest.training.code_revision,
+            "job": job_name,
+        },
+    )
+    registered = client.models.create_or_update(model)
+    return str(getattr(registered, "version", None) or expected)
+
+
+def submit(client: Any, job: Command, model_name: str = MODEL_NAME, download_path: Path | None = None) -> str:
+    """Run `job`, wait for it, download its release and register it; return the registered version."""
+    expected = next_version(client, model_name)
+    planned = (job.tags or {}).get("release_version")
+    if planned != str(expected):
+        raise ValueError(
+            f"the job trains model-v{planned}, but the next free version of {model_name} is {expected}: "
+            f"build it with version={expected}"
+        )
+    created = client.jobs.create_or_update(job)
+    name = created.name
+    logger.info("submitted job %s", name)
+    client.jobs.stream(name)
+    status = client.jobs.get(name).status
+    if status != "Completed":
+        raise JobFailed(f"job {name} ended with status {status}: nothing registered")
+    if download_path is not None:
+        download_path = Path(download_path)
+        download_path.mkdir(parents=True, exist_ok=True)
+        client.jobs.download(name, download_path=str(download_path), output_name=OUTPUT)
+        return _register(client, name, _release_folder(download_path), model_name, expected)
+    with tempfile.TemporaryDirectory(prefix="digit-training-azureml-") as tmp:
+        client.jobs.download(name, download_path=tmp, output_name=OUTPUT)
+        # create_or_update uploads the folder before it returns, so the temporary copy may go then.
+        return _register(client, name, _release_folder(Path(tmp)), model_name, expected)
+
+
+def workspace_client() -> Any:
+    """MLClient for the workspace named by the AZURE_* variables; SystemExit(2) naming missing ones."""
+    missing = [name for name in WORKSPACE_VARIABLES if not os.environ.get(name, "").strip()]
+    if missing:
+        print(f"set {', '.join(missing)} (the Azure ML workspace to train in)", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT)
+    from azure.ai.ml import MLClient  # noqa: PLC0415
+    from azure.identity import DefaultAzureCredential  # noqa: PLC0415
+
+    subscription, group, workspace = (os.environ[name].strip() for name in WORKSPACE_VARIABLES)
+    return MLClient(
+        credential=DefaultAzureCredential(),
+        subscription_id=subscription,
+        resource_group_name=group,
+        workspace_name=workspace,
+    )
+
+
+def job_yaml(job: Command) -> str:
+    import yaml  # noqa: PLC0415
+
+    return yaml.safe_dump(job._to_dict(), sort_keys=False)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m digit_training.azureml",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="action", required=True)
+    for action, text in (("submit", "run the job and register its release"), ("show", "print the job as YAML")):
+        p = sub.add_parser(action, help=text)
+        p.add_argument("--compute", required=True, help="compute cluster of the workspace")
+        p.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="YAML parameters (default: %(default)s)")
+        p.add_argument("--data", choices=DATA_CHOICES, default="bundled", help="(default: %(default)s)")
+        p.add_argument("--experiment", default="digit-training", help="(default: %(default)s)")
+        p.add_argument("--model-name", default=MODEL_NAME, help="registered model name (default: %(default)s)")
+        if action == "show":
+            p.add_argument("--version", type=int, default=1, help="N of model-vN for the shown job (default: 1)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        if args.action == "show":
+            job = build_job(args.params, args.compute, args.data, args.experiment, version=args.version)
+            print(job_yaml(job), end="")
+            return EXIT_OK
+        client = workspace_client()
+        version = next_version(client, args.model_name)
+        job = build_job(args.params, args.compute, args.data, args.experiment, version=version)
+    except ValueError as exc:
+        logger.error("%s", exc)
+        return EXIT_BAD_INPUT
+    try:
+        registered = submit(client, job, args.model_name)
+    except JobFailed as exc:
+        logger.error("%s", exc)
+        return EXIT_FAILED
+    print(f"registered {args.model_name} version {registered} (release model-v{registered})")
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
