@@ -13,6 +13,15 @@ for the few endpoints the poller uses, with switches for the failures the real o
 - Every API response carries `x-ratelimit-*`; each counts against the caller's quota (60 an hour
   unauthenticated, 5,000 with a token) except a 304 to an authenticated request, and a spent quota
   answers 403 until the reset time.
+
+Write endpoints (what a publisher uses), each needing a token (401 without one, as GitHub answers):
+
+- `POST /repos/{o}/{r}/releases`: 201 with the release JSON, whose `upload_url` is
+  `{api}/uploads/repos/{o}/{r}/releases/{id}/assets{?name,label}` (GitHub's is on uploads.github.com);
+  422 for a missing or already used `tag_name`.
+- `POST /uploads/repos/{o}/{r}/releases/{id}/assets?name=FILE`: stores the body as an asset, 201;
+  422 for a missing or already used name. `fail_upload(n)` makes the n-th upload from now fail.
+- `PATCH /repos/{o}/{r}/releases/{id}`: changes `draft`, `prerelease`, `name`, `body`, `tag_name`.
 """
 
 from __future__ import annotations
@@ -49,6 +58,8 @@ class _Release:
     draft: bool
     prerelease: bool
     created_at: datetime
+    name: str = ""
+    body: str = ""
 
 
 @dataclass
@@ -80,6 +91,8 @@ class GitHubServer:
         self._faults: list[_Fault] = []
         self._quotas: dict[str, _Quota] = {}
         self._exchanges: list[Exchange] = []
+        self._uploads = 0  # uploads answered so far
+        self._failing_upload: tuple[int, int] | None = None  # (upload number, status)
         self._lock = threading.Lock()
         self._connections: set[socket.socket] = set()
         self._httpd: ThreadingHTTPServer | None = None
@@ -152,6 +165,27 @@ class GitHubServer:
         """The next `times` requests (any path) answer `status` with GitHub's JSON error body."""
         with self._lock:
             self._faults.append(_Fault(status, dict(headers or {}), times))
+
+    def fail_upload(self, nth: int = 1, status: int = 502) -> None:
+        """The `nth` asset upload from now answers `status` (and stores nothing)."""
+        with self._lock:
+            self._failing_upload = (self._uploads + nth, status)
+
+    def release(self, tag: str) -> dict[str, Any] | None:
+        """The JSON of the release tagged `tag` (drafts too), or None."""
+        with self._lock:
+            found = next((r for r in self._releases if r.tag == tag), None)
+        return None if found is None else self._release_json(found, self.api_url)
+
+    def release_tags(self) -> list[tuple[str, bool, bool]]:
+        """(tag, draft, prerelease) of every release, in the order they were created."""
+        with self._lock:
+            return [(r.tag, r.draft, r.prerelease) for r in self._releases]
+
+    def asset_bytes(self, tag: str, name: str) -> bytes:
+        with self._lock:
+            release = next(r for r in self._releases if r.tag == tag)
+            return release.files[name][1]
 
     def rate_limited(self, reset_in_seconds: float) -> None:
         """Spend every caller's quota; it comes back `reset_in_seconds` from now."""
@@ -236,8 +270,9 @@ class GitHubServer:
             "node_id": f"RE_{release.id}",
             "tag_name": release.tag,
             "target_commitish": "main",
-            "name": release.tag,
-            "body": "",
+            "upload_url": f"{base}/uploads/repos/{self.owner}/{self.name}/releases/{release.id}/assets{{?name,label}}",
+            "name": release.name or release.tag,
+            "body": release.body,
             "draft": release.draft,
             "prerelease": release.prerelease,
             "created_at": stamp,
@@ -286,10 +321,22 @@ class _Handler(BaseHTTPRequestHandler):
     # --- dispatch ------------------------------------------------------------------------------
 
     def do_GET(self) -> None:
+        self._handle("GET")
+
+    def do_POST(self) -> None:
+        self._handle("POST")
+
+    def do_PATCH(self) -> None:
+        self._handle("PATCH")
+
+    def _handle(self, method: str) -> None:
         # one handler object serves every request of a keep-alive connection: reset per request
         self._identity: str | None = None
+        self._method = method
         self._headers = {k.lower(): v for k, v in self.headers.items()}
-        self._exchange = Exchange("GET", self.path, self._headers)
+        length = self._headers.get("content-length", "0")
+        self._body = self.rfile.read(int(length)) if length.isdigit() and int(length) > 0 else b""
+        self._exchange = Exchange(method, self.path, self._headers)
         self._recorded = False
         try:
             self._route()
@@ -329,13 +376,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(403, {"message": message, "documentation_url": DOCS}, {}, count=False)
             return
         repo_path = [self.github.owner.lower(), self.github.name.lower()]
+        uploads = parts[:1] == ["uploads"]  # uploads.github.com's paths, here under /uploads
+        parts = parts[1:] if uploads else parts
         if len(parts) >= 3 and parts[0] == "repos" and [p.lower() for p in parts[1:3]] == repo_path:
             rest = parts[3:]
         elif len(parts) >= 2 and parts[0] == "repositories" and parts[1] == str(self.github.repo_id):
             rest = parts[2:]
         else:
             rest = None
-        if rest == ["releases"]:
+        if uploads or self._method != "GET":
+            self._write(rest, uploads)
+        elif rest == ["releases"]:
             self._list()
         elif rest == ["releases", "latest"]:
             self._latest()
@@ -377,6 +428,118 @@ class _Handler(BaseHTTPRequestHandler):
         if links:
             headers["Link"] = ", ".join(links)
         self._json_cached(body, headers)
+
+    # --- write endpoints -----------------------------------------------------------------------
+
+    def _write(self, rest: list[str] | None, uploads: bool) -> None:
+        if self._identity == "anonymous":
+            self._json(401, {"message": "Requires authentication", "documentation_url": DOCS}, {}, count=False)
+        elif rest is None:
+            self._json(404, {"message": "Not Found", "documentation_url": DOCS}, {})
+        elif not uploads and self._method == "POST" and rest == ["releases"]:
+            self._create_release()
+        elif uploads and self._method == "POST" and len(rest) == 3 and rest[0] == "releases" and rest[2] == "assets":
+            self._upload(rest[1])
+        elif not uploads and self._method == "PATCH" and len(rest) == 2 and rest[0] == "releases":
+            self._update_release(rest[1])
+        else:
+            self._json(404, {"message": "Not Found", "documentation_url": DOCS}, {})
+
+    def _payload(self) -> dict[str, Any] | None:
+        try:
+            payload = json.loads(self._body or b"{}")
+        except ValueError:
+            payload = None
+        if not isinstance(payload, dict):
+            self._json(400, {"message": "Problems parsing JSON", "documentation_url": DOCS}, {})
+            return None
+        return payload
+
+    def _invalid(self, resource: str, field_name: str, code: str) -> None:
+        errors = [{"resource": resource, "code": code, "field": field_name}]
+        self._json(422, {"message": "Validation Failed", "errors": errors, "documentation_url": DOCS}, {})
+
+    def _release_by_id(self, raw_id: str) -> _Release | None:
+        with self.github._lock:
+            return next((r for r in self.github._releases if raw_id.isdigit() and r.id == int(raw_id)), None)
+
+    def _create_release(self) -> None:
+        payload = self._payload()
+        if payload is None:
+            return
+        tag = payload.get("tag_name")
+        if not isinstance(tag, str) or not tag:
+            self._invalid("Release", "tag_name", "missing_field")
+            return
+        with self.github._lock:
+            if any(r.tag == tag for r in self.github._releases):
+                taken = True
+            else:
+                taken = False
+                release = _Release(
+                    self.github._take_id(),
+                    tag,
+                    {},
+                    bool(payload.get("draft", False)),
+                    bool(payload.get("prerelease", False)),
+                    EPOCH + timedelta(minutes=len(self.github._releases)),
+                    name=str(payload.get("name") or ""),
+                    body=str(payload.get("body") or ""),
+                )
+                self.github._releases.append(release)
+        if taken:
+            self._invalid("Release", "tag_name", "already_exists")
+            return
+        self._json(201, self.github._release_json(release, self._base), {})
+
+    def _upload(self, raw_id: str) -> None:
+        release = self._release_by_id(raw_id)
+        if release is None:
+            self._json(404, {"message": "Not Found", "documentation_url": DOCS}, {})
+            return
+        with self.github._lock:
+            self.github._uploads += 1
+            failing = self.github._failing_upload
+            fail = failing is not None and failing[0] == self.github._uploads
+        if fail:
+            assert failing is not None
+            self._json(failing[1], {"message": _reason(failing[1]), "documentation_url": DOCS}, {})
+            return
+        name = self._query.get("name")
+        if not name:
+            self._invalid("ReleaseAsset", "name", "missing_field")
+            return
+        if not self._headers.get("content-type"):
+            self._invalid("ReleaseAsset", "content_type", "missing_field")
+            return
+        with self.github._lock:
+            taken = name in release.files
+            if not taken:
+                asset_id = self.github._take_id()
+                release.files[name] = (asset_id, self._body)
+        if taken:
+            self._invalid("ReleaseAsset", "name", "already_exists")
+            return
+        self._json(201, self.github._asset_json(release, name, asset_id, self._body, self._base), {})
+
+    def _update_release(self, raw_id: str) -> None:
+        release = self._release_by_id(raw_id)
+        if release is None:
+            self._json(404, {"message": "Not Found", "documentation_url": DOCS}, {})
+            return
+        payload = self._payload()
+        if payload is None:
+            return
+        with self.github._lock:
+            for key in ("draft", "prerelease"):
+                if key in payload:
+                    setattr(release, key, bool(payload[key]))
+            for key in ("name", "body"):
+                if key in payload:
+                    setattr(release, key, str(payload[key] or ""))
+            if isinstance(payload.get("tag_name"), str) and payload["tag_name"]:
+                release.tag = payload["tag_name"]
+        self._json(200, self.github._release_json(release, self._base), {})
 
     def _latest(self) -> None:
         for release in self.github._visible_releases(authenticated=False):

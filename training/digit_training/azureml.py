@@ -230,6 +230,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument("--model-name", default=MODEL_NAME, help="registered model name (default: %(default)s)")
         if action == "show":
             p.add_argument("--version", type=int, default=1, help="N of model-vN for the shown job (default: 1)")
+        else:
+            p.add_argument("--out", type=Path, help="also keep the job's release folder here (to publish it)")
     return parser.parse_args(argv)
 
 
@@ -248,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s", exc)
         return EXIT_BAD_INPUT
     try:
-        registered = submit(client, job, args.model_name)
+        registered = submit(client, job, args.model_name, download_path=args.out)
     except JobFailed as exc:
         logger.error("%s", exc)
         return EXIT_FAILED
