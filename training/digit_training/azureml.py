@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -33,10 +32,11 @@ from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Command, Environment, Model
 
 from digit_api.manifest import MANIFEST_NAME, ModelManifest, verify_model_dir
+from digit_training import provenance
 
 logger = logging.getLogger("digit_training.azureml")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = provenance.REPO_ROOT
 CONDA_FILE = REPO_ROOT / "training" / "azureml" / "environment.yml"
 DEFAULT_PARAMS = REPO_ROOT / "training" / "params.yaml"
 # A tag, not a digest: Microsoft does not republish a dated tag, but a digest would pin harder.
@@ -47,35 +47,12 @@ MODEL_NAME = "mnist-cnn"
 OUTPUT = "release"
 # Relative to the job's working directory, which is the code snapshot (the repository root).
 PYTHONPATH = "training:api"
-CODE_PATHS = ("training", "api/digit_api")
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
 
 class JobFailed(RuntimeError):
     """The job did not complete, or its output is not a release that can be registered."""
-
-
-def local_code_revision() -> str:
-    """The commit of the code being uploaded (`-dirty` if training/ or api/digit_api/ has changes)."""
-    if os.environ.get("CODE_REVISION"):
-        return os.environ["CODE_REVISION"]
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
 
 
 def build_environment() -> Environment:
@@ -106,7 +83,7 @@ def build_job(
     params = Path(params)
     if not params.is_file():
         raise ValueError(f"params file not found: {params}")
-    revision = code_revision or local_code_revision()
+    revision = code_revision or provenance.code_revision()
     return command(
         code=str(REPO_ROOT),  # the snapshot: .amlignore at the root leaves out .venv, .git, ...
         command=(

@@ -6,7 +6,6 @@ import logging
 import os
 import platform
 import shutil
-import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
@@ -38,14 +37,12 @@ from digit_training.data import load_dataset
 from digit_training.evaluate import compute_metrics, plot_confusion
 from digit_training.export import ExportError, check_parity, to_tflite
 from digit_training.params import TrainParams
+from digit_training.provenance import code_revision
 from digit_training.train import train_model
 
 logger = logging.getLogger(__name__)
 
 MODEL_NAME = "mnist-cnn"
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# Where the code that shapes a model lives; api/models/ is output, not code.
-CODE_PATHS = ("training", "api/digit_api")
 
 
 @dataclass(frozen=True)
@@ -58,25 +55,6 @@ class RunConfig:
     max_train_samples: int | None = None
     ship_dir: Path | None = None
     verbose: int | str = "auto"
-
-
-def code_revision() -> str:
-    """The commit the code came from (`CODE_REVISION` wins, as a remote job has no .git)."""
-    if os.environ.get("CODE_REVISION"):
-        return os.environ["CODE_REVISION"]
-    try:
-        head = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(REPO_ROOT), "status", "--porcelain", "--untracked-files=no", "--", *CODE_PATHS],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}-dirty" if dirty else head
 
 
 def runner() -> Runner:
