@@ -6,7 +6,6 @@ run succeeds.
 
 from __future__ import annotations
 
-import base64
 import fcntl
 import json
 import shutil
@@ -14,8 +13,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, read_manifest
 from digit_poller import signing
@@ -142,22 +139,13 @@ def test_accuracy_gates(world, caplog, monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["--once"]) == 0 and world.remote_version() == "2"
 
 
-def keypair(tmp: Path) -> tuple[bytes, str]:
-    private = Ed25519PrivateKey.generate()
-    pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
-    return pem, base64.b64encode(raw).decode()
-
-
 def test_signatures_are_required_when_a_public_key_is_set(world, caplog, monkeypatch: pytest.MonkeyPatch) -> None:
-    private_pem, public = keypair(world.tmp)
+    private_pem, public = signing.generate()
     monkeypatch.setenv("MODEL_PUBLIC_KEY", public)
     folder = make_release(world.releases, 2)
     assert main(["--once"]) == 2
     assert "has no model.json.sig" in caplog.text
-    other_pem, _ = keypair(world.tmp)
+    other_pem, _ = signing.generate()
     (folder / signing.SIGNATURE_NAME).write_text(signing.sign((folder / MANIFEST_NAME).read_bytes(), other_pem))
     assert main(["--once"]) == 2
     assert "not a valid signature" in caplog.text

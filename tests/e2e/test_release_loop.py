@@ -7,30 +7,18 @@ stand-in, real git (a bare remote), the real API with hot reload.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import time
 from pathlib import Path
-from types import ModuleType
 
 import httpx
 import pytest
+from tooling import automation_test_module
 
 from .conftest import start_api
-from .stack import REPO, stop
+from .stack import stop
 
 TOKEN = "loop-test-token"  # noqa: S105  (the stand-in's)
 QUICK_PARAMS = "epochs: 3\nbatch_size: 64\nlearning_rate: 0.002\nseed: 3\n"
-
-
-def load(name: str) -> ModuleType:
-    """A module of automation/tests, by path (it is not a package on this suite's path)."""
-    module_name = f"_loop_{name}"
-    spec = importlib.util.spec_from_file_location(module_name, REPO / "automation" / "tests" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.slow
@@ -39,7 +27,7 @@ def test_train_publish_poll_serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from digit_training.__main__ import main as train
     from digit_training.publish import main as publish
 
-    releases, github = load("releases"), load("github_server")
+    releases, github = automation_test_module("releases"), automation_test_module("github_server")
     for key, value in releases.IDENTITY.items():
         monkeypatch.setenv(key, value)
     remote, clone = releases.make_world(tmp_path / "world")

@@ -9,7 +9,6 @@ registered by `submit` is what the poller's `azureml:` source then lists and dow
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import shutil
 from pathlib import Path
@@ -17,6 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
+from tooling import automation_test_module
 
 pytest.importorskip("azure.ai.ml", reason="the Azure ML SDK: pip install -r automation/requirements-azure.txt")
 
@@ -33,14 +33,7 @@ MODEL = "mnist-cnn"
 pytestmark = pytest.mark.filterwarnings("ignore:The `context` parameter is deprecated")
 
 
-def _load_releases():
-    spec = importlib.util.spec_from_file_location("poller_test_releases", REPO / "automation" / "tests" / "releases.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-releases = _load_releases()
+releases = automation_test_module("releases")
 
 
 def pinned_requirements(path: Path) -> list[str]:

@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 import shutil
-import sys
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from tooling import automation_test_module
 
 from digit_api.manifest import (
     KERAS_NAME,
@@ -36,21 +34,8 @@ SHIPPED = REPO_ROOT / "api" / "models"
 TOKEN = "ghp_publishTestToken0123456789abcdefXYZ"  # noqa: S105 - a test token
 
 
-def _load(name: str) -> ModuleType:
-    """A module of automation/tests by path: its conftest fixtures are not visible from here."""
-    module_name = f"_automation_tests_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, REPO_ROOT / "automation" / "tests" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[module_name] = module  # dataclasses look their module up while the class is built
-    spec.loader.exec_module(module)
-    return module
-
-
-github_server_module = _load("github_server")
-releases_module = _load("releases")
+github_server_module = automation_test_module("github_server")
+releases_module = automation_test_module("releases")
 
 
 @pytest.fixture
@@ -78,6 +63,17 @@ def make_release_dir(folder: Path, **manifest_changes) -> Path:
 @pytest.fixture
 def release_dir(tmp_path: Path) -> Path:
     return make_release_dir(tmp_path / "release")
+
+
+def signing_key(tmp_path: Path) -> tuple[Path, bytes]:
+    """A private key file for --signing-key, and its public half as PEM (one form MODEL_PUBLIC_KEY takes)."""
+    key = Ed25519PrivateKey.generate()
+    pem = tmp_path / "signing.pem"
+    pem.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    return pem, public
 
 
 def publish(server, release_dir: Path, *extra: str) -> int:
@@ -154,14 +150,7 @@ def test_dry_run_creates_nothing(server, release_dir: Path, caplog) -> None:
 
 
 def test_signing_key_adds_a_signature_the_poller_verifies(server, release_dir: Path, tmp_path: Path) -> None:
-    key = Ed25519PrivateKey.generate()
-    pem = tmp_path / "signing.pem"
-    pem.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    public_pem = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
+    pem, public_pem = signing_key(tmp_path)
     assert publish(server, release_dir, "--signing-key", str(pem)) == 0
     manifest = server.asset_bytes("model-v1", MANIFEST_NAME)
     signature = server.asset_bytes("model-v1", SIGNATURE_NAME).decode()
@@ -210,12 +199,7 @@ def test_published_release_reaches_the_repository_through_the_poller(
     for key, value in releases_module.IDENTITY.items():
         monkeypatch.setenv(key, value)
     remote, clone = releases_module.make_world(tmp_path / "world")
-    key = Ed25519PrivateKey.generate()
-    pem = tmp_path / "signing.pem"
-    pem.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-    )
-    public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem, public = signing_key(tmp_path)
     server.add_release("model-v3", {}, draft=True)  # a failed earlier attempt: skipped in numbering and by the poller
     assert publish(server, release_dir, "--signing-key", str(pem)) == 0
 
