@@ -288,6 +288,15 @@ if [[ $create_env_template -eq 1 ]]; then
 # MIN_ACCURACY=0.985
 # Ed25519 public key that releases must be signed with (PEM text, a PEM file, or base64)
 # MODEL_PUBLIC_KEY=
+# Accept a release whose labels or input/output spec differ from the model in service
+# ALLOW_INTERFACE_CHANGE=false
+# Who the poller commits as; cron has no git identity of its own (git's GIT_AUTHOR_* still win)
+# POLLER_GIT_NAME=digit-poller
+# POLLER_GIT_EMAIL=digit-poller@localhost
+# Wall-clock deadlines in seconds: listing releases, downloading one, each socket operation
+# LIST_DEADLINE=60
+# DOWNLOAD_DEADLINE=600
+# HTTP_TIMEOUT=10
 # For azureml: sources
 # AZURE_SUBSCRIPTION_ID=
 # AZURE_RESOURCE_GROUP=

@@ -43,9 +43,13 @@ class RedactingFilter(logging.Filter):
 
 
 def configure(level: str, secrets: Iterable[str] = ()) -> None:
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root = logging.getLogger()
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    root.setLevel(level)  # also when handlers were there before (an embedding program's, a test runner's)
     redacting = RedactingFilter(secrets)
-    for handler in logging.getLogger().handlers:
+    for handler in root.handlers:
+        for old in [f for f in handler.filters if isinstance(f, RedactingFilter)]:
+            handler.removeFilter(old)
         handler.addFilter(redacting)
     if level != "DEBUG":
         # One line per HTTP request is noise in a cron log; the poller says what it fetched.

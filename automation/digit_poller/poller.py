@@ -177,18 +177,17 @@ def candidates(releases: list[Release], current: int | None, request: Request, p
     return [r for r in releases if current is None or r.version > current]
 
 
-def policy_of(config: PollerConfig, current: ModelManifest | None) -> str:
-    """What a verdict depends on besides the release: when any of it changes, old verdicts lapse."""
+def policy_of(config: PollerConfig, current: ModelManifest | None, depends_on: list[str] | tuple[str, ...]) -> str:
+    """What a verdict rests on besides the release itself: when any of it changes, the verdict lapses."""
     serving = (current.version, current.files[TFLITE_NAME].sha256) if current else None
-    return fingerprint(
-        {
-            "min_accuracy": config.min_accuracy,
-            "tolerance": config.accuracy_tolerance,
-            "public_key": config.model_public_key,
-            "allow_interface_change": config.allow_interface_change,
-            "in_service": serving,
-        }
-    )
+    everything = {
+        "min_accuracy": config.min_accuracy,
+        "tolerance": config.accuracy_tolerance,
+        "public_key": config.model_public_key,
+        "allow_interface_change": config.allow_interface_change,
+        "in_service": serving,
+    }
+    return fingerprint({name: everything.get(name) for name in sorted(depends_on)})
 
 
 def commit_message(old: str | None, new_tag: str, old_accuracy: float | None, new_accuracy: float, source: str) -> str:
@@ -237,10 +236,9 @@ def _poll_source(config: PollerConfig, source: ReleaseSource, request: Request, 
     to_try = candidates(releases, current_version, request, state.get("pinned"))
     pins = request.pin is not None or request.rollback or request.unpin
     follows_latest = not pins and state.get("pinned") is None
-    policy = policy_of(config, current)
     remembered = state.get("rejected") if isinstance(state.get("rejected"), dict) else {}
     if follows_latest:
-        to_try = [r for r in to_try if not _still_rejected(r, remembered.get(r.tag), policy)]
+        to_try = [r for r in to_try if not _still_rejected(config, current, r, remembered.get(r.tag))]
     if not to_try:
         if pins and not request.dry_run:
             pinned = None if request.unpin else (request.pin or current_version)
@@ -259,7 +257,7 @@ def _poll_source(config: PollerConfig, source: ReleaseSource, request: Request, 
             verdict = _check(config, source, clone, target, current, follows_latest=follows_latest)
         except Rejected as exc:
             logger.error("rejected %s: %s", target.tag, exc)
-            _remember(config, target, policy, str(exc), releases)
+            _remember(config, target, policy_of(config, current, exc.depends_on), exc, releases)
             rejected = True
             if follows_latest:
                 continue
@@ -271,23 +269,26 @@ def _poll_source(config: PollerConfig, source: ReleaseSource, request: Request, 
     return Exit.REJECTED if rejected else Exit.OK
 
 
-def _still_rejected(release: Release, verdict: object, policy: str) -> bool:
-    if not isinstance(verdict, dict):
+def _still_rejected(config: PollerConfig, current: ModelManifest | None, release: Release, verdict: object) -> bool:
+    if not isinstance(verdict, dict) or not isinstance(verdict.get("depends_on"), list):
         return False
-    if verdict.get("fingerprint") != release.fingerprint or verdict.get("policy") != policy:
-        return False  # re-published, or judged under other settings or another model in service
+    if verdict.get("fingerprint") != release.fingerprint:
+        return False  # re-published: judged again
+    if verdict.get("policy") != policy_of(config, current, verdict["depends_on"]):
+        return False  # the settings or the model in service it was judged against changed
     logger.info("skipping %s: rejected %s (%s)", release.tag, verdict.get("at", "earlier"), verdict.get("reason", "?"))
     return True
 
 
-def _remember(config: PollerConfig, release: Release, policy: str, reason: str, releases: list[Release]) -> None:
+def _remember(config: PollerConfig, release: Release, policy: str, exc: Rejected, releases: list[Release]) -> None:
     state = read_state(config.state_dir)
     listed = {r.tag for r in releases}
     kept = {tag: v for tag, v in (state.get("rejected") or {}).items() if tag in listed}  # forget deleted releases
     kept[release.tag] = {
         "fingerprint": release.fingerprint,
+        "depends_on": sorted(exc.depends_on),
         "policy": policy,
-        "reason": reason,
+        "reason": str(exc),
         "at": _clock(time.time()),
     }
     write_state(config.state_dir, {**state, "rejected": kept})

@@ -25,7 +25,15 @@ CLAIM_TOLERANCE = 1e-9
 
 
 class Rejected(ValueError):
-    """The candidate fails a check; the message says which and why."""
+    """The candidate fails a check; the message says which and why.
+
+    `depends_on` names what besides the release's own files the verdict rests on (settings, the
+    model in service): the poller remembers a rejection until the release or one of those changes.
+    """
+
+    def __init__(self, message: str, depends_on: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.depends_on = depends_on
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,8 @@ def check_interface(manifest: ModelManifest, in_service: ModelManifest, allow_ch
     if not allow_change:
         raise Rejected(
             f"interface: differs from the model in service ({'; '.join(changed)}); clients depend on it, "
-            f"so set ALLOW_INTERFACE_CHANGE=true to accept it"
+            f"so set ALLOW_INTERFACE_CHANGE=true to accept it",
+            ("allow_interface_change", "in_service"),
         )
     logger.warning("interface change accepted (ALLOW_INTERFACE_CHANGE): %s", "; ".join(changed))
 
@@ -90,12 +99,14 @@ def verify_candidate(
     if public_key is not None:
         signature = folder / signing.SIGNATURE_NAME
         if not signature.is_file():
-            raise Rejected(f"signature: the release has no {signing.SIGNATURE_NAME} and MODEL_PUBLIC_KEY is set")
+            raise Rejected(
+                f"signature: the release has no {signing.SIGNATURE_NAME} and MODEL_PUBLIC_KEY is set", ("public_key",)
+            )
         try:
             key = signing.load_public_key(public_key)
             signing.verify((folder / MANIFEST_NAME).read_bytes(), signature.read_text(), key)
         except signing.SignatureError as exc:
-            raise Rejected(f"signature: {exc}") from None
+            raise Rejected(f"signature: {exc}", ("public_key",)) from None
     # The release must agree with itself (model and manifest) before it is compared with anything.
     try:
         LiteRTModel.load(folder)
@@ -117,12 +128,14 @@ def verify_candidate(
     if accuracy < min_accuracy:
         raise Rejected(
             f"accuracy: {accuracy:.4f} on the {evaluated} held-out digits of {classes} "
-            f"is below MIN_ACCURACY {min_accuracy:.4f}"
+            f"is below MIN_ACCURACY {min_accuracy:.4f}",
+            ("min_accuracy",),
         )
     if in_service_accuracy is not None and accuracy < in_service_accuracy - tolerance:
         raise Rejected(
             f"accuracy: {accuracy:.4f} is worse than the model in service ({in_service_accuracy:.4f}) "
-            f"by more than {tolerance:.4f}"
+            f"by more than {tolerance:.4f}",
+            ("tolerance", "in_service"),
         )
     logger.info(
         "release %s passed every check: accuracy %.4f on the %d held-out digits of %s",

@@ -15,7 +15,7 @@ from .test_poller import make_release, world  # noqa: F401  (the fixture, shared
 TOKEN = "ghp_test_token_never_logged"  # noqa: S105  (a test value: the point is that it never shows)
 
 
-def wait_is_over(world) -> None:
+def wait_is_over(world) -> None:  # noqa: F811
     """Time passes beyond the wait the source asked for (the poller keeps it in its state file)."""
     path = world.clone / ".git" / "digit-poller" / "state.json"
     state = json.loads(path.read_text())
