@@ -452,3 +452,28 @@ def test_cron_env_template_and_readme_name_the_identity_settings() -> None:
     readme = (root / "README.md").read_text()
     for text in (installer, readme):
         assert "POLLER_GIT_NAME" in text and "POLLER_GIT_EMAIL" in text
+
+
+def test_another_input_spec_is_an_interface_change_refused_by_default(world, caplog, monkeypatch) -> None:  # noqa: F811
+    """A model that agrees with its own manifest, but wants its pixels in 0..1: clients would break."""
+    write_release(
+        world.releases / "model-v2", 2, input=read_manifest(SHIPPED).input.model_copy(update={"range": (0, 1)})
+    )
+    assert main(["--once"]) == 2
+    assert "interface: differs from the model in service (input" in caplog.text
+    assert world.remote_version() == "1"
+    monkeypatch.setenv("ALLOW_INTERFACE_CHANGE", "true")
+    assert main(["--once"]) == 0 and world.remote_version() == "2"
+
+
+def test_a_304_to_an_unconditional_request_never_revives_a_stored_listing(tmp_path) -> None:
+    from digit_poller.sources import SourceError
+    from digit_poller.sources.github import GitHubSource
+
+    with HostileServer(release_files(tmp_path)) as server:
+        source = GitHubSource(OWNER_REPO, api_url=server.api_url, state_dir=tmp_path / "state")
+        assert [r.tag for r in source.releases()] == ["model-v2"]  # stored, but without an ETag
+        server.listing = "304-unconditional"
+        fresh = GitHubSource(OWNER_REPO, api_url=server.api_url, state_dir=tmp_path / "state")
+        with pytest.raises(SourceError, match="304 to a request that was not conditional"):
+            fresh.releases()
