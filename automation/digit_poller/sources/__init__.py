@@ -103,7 +103,7 @@ def with_deadline(call: Callable[[], T], seconds: float, what: str) -> T:
     worker.start()
     worker.join(seconds)
     if worker.is_alive():
-        raise SourceError(f"{what}: no answer within {seconds:.0f} s")
+        raise SourceError(f"{what}: no answer within {seconds:g} s")
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]

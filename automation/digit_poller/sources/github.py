@@ -117,7 +117,7 @@ class _Deadline:
         return httpx.Timeout(min(per_operation, left))
 
     def error(self) -> SourceError:
-        return SourceError(f"{self.what} took more than {self.seconds:.0f} s (the deadline for it)")
+        return SourceError(f"{self.what} took more than {self.seconds:g} s (the deadline for it)")
 
 
 class GitHubSource:
