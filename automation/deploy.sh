@@ -163,7 +163,7 @@ fi
 # --- deploy: check everything before touching the cluster ---
 [[ -n "$API_IMAGE" ]] || die_usage "--api-image is required"
 [[ -n "$FRONTEND_IMAGE" ]] || die_usage "--frontend-image is required"
-declare -A IMAGE_REF=([digit - api]="$API_IMAGE" [digit - frontend]="$FRONTEND_IMAGE")
+declare -A IMAGE_REF=(["digit-api"]="$API_IMAGE" ["digit-frontend"]="$FRONTEND_IMAGE")
 for deployment in "${DEPLOYMENTS[@]}"; do
     parse_image "${IMAGE_REF[$deployment]}" ||
         die_usage "${IMAGE_REF[$deployment]} is not IMAGE:TAG or IMAGE@sha256:DIGEST (with a lowercase name)"
@@ -251,7 +251,7 @@ fail_and_roll_back() {
 }
 trap 'fail_and_roll_back "interrupted by a signal"' INT TERM
 
-echo "deploy.sh: applying $OVERLAY to namespace $NAMESPACE with ${IMAGE_REF[digit - api]} and ${IMAGE_REF[digit - frontend]}"
+echo "deploy.sh: applying $OVERLAY to namespace $NAMESPACE with ${IMAGE_REF["digit-api"]} and ${IMAGE_REF["digit-frontend"]}"
 kube apply -f - <"$RENDERED" || fail_and_roll_back "kubectl apply of $OVERLAY failed"
 
 for deployment in "${DEPLOYMENTS[@]}"; do
@@ -293,4 +293,4 @@ done
 [[ -z "$check_error" ]] || fail_and_roll_back "$check_error"
 
 trap - INT TERM
-echo "deploy.sh: deployed ${IMAGE_REF[digit - api]} and ${IMAGE_REF[digit - frontend]} to namespace $NAMESPACE; serving model $EXPECTED_VERSION"
+echo "deploy.sh: deployed ${IMAGE_REF["digit-api"]} and ${IMAGE_REF["digit-frontend"]} to namespace $NAMESPACE; serving model $EXPECTED_VERSION"
