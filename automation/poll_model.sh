@@ -45,7 +45,7 @@ python=${POLLER_PYTHON:-$repo/.venv/bin/python}
 
 # No default for REPO_PATH: the poller resets and commits in it, so it must be a clone of its own,
 # never this checkout someone works in. The poller names the variable when it is missing.
-export PYTHONPATH="$repo/automation:$repo/api:$repo/training${PYTHONPATH:+:$PYTHONPATH}"
+# digit_poller is installed in that python's environment (make setup), so no path is set here.
 
 cd -- "$repo"
 exec "$python" -m digit_poller --once "$@"

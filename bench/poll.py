@@ -1,12 +1,12 @@
 """Poll-cycle benchmark: what an idle poll costs, and how long a release takes to become a pushed commit.
 
 It builds a bare repository as the remote and the poller's clone of it (holding the shipped model),
-serves releases from the local GitHub Releases stand-in (automation/tests/github_server.py: the
+serves releases from the local GitHub Releases stand-in (digit_testing.github_server: the
 documented API, ETags and 304s, the 302 to the asset), and runs the real poller:
 
 - a full update: release model-v2 published -> downloaded, checked, committed, pushed;
 - idle polls: nothing new, each costs one conditional request answered 304;
-- with --hostile: one run against each misbehaviour of automation/tests/hostile_server.py
+- with --hostile: one run against each misbehaviour of digit_testing.hostile_server
   (trickling, stalling, redirect loops, lying sizes, broken compression), with the deadlines
   given, and the worst wall time of a run beside the bound the deadlines set.
 
@@ -20,24 +20,15 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "automation"))
-
-from tests.github_server import GitHubServer  # noqa: E402
-from tests.hostile_server import ASSET_MODES, LISTING_MODES, OWNER_REPO, HostileServer  # noqa: E402
-from tests.releases import git, make_world, write_release  # noqa: E402
-
-from digit_api.manifest import (  # noqa: E402
-    MANIFEST_NAME,
-    SUMS_NAME,
-    TFLITE_NAME,
-)
-from digit_poller.__main__ import main as poll  # noqa: E402
+from digit_poller.__main__ import main as poll
+from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME
+from digit_testing.github_server import GitHubServer
+from digit_testing.hostile_server import ASSET_MODES, LISTING_MODES, OWNER_REPO, HostileServer
+from digit_testing.releases import git, make_world, write_release
 
 logger = logging.getLogger("bench.poll")
 

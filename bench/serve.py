@@ -24,7 +24,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +35,8 @@ from types import FrameType
 from typing import Any
 
 import numpy as np
+
+from digit_testing.processes import free_port
 
 logger = logging.getLogger("bench.serve")
 
@@ -142,12 +143,6 @@ def reference_spec(port: int, keras_model: Path) -> ServerSpec:
     ]
     env = {"KERAS_MODEL": str(keras_model), "TF_CPP_MIN_LOG_LEVEL": "2"}
     return ServerSpec("reference", port, argv, env, REFERENCE_READY_TIMEOUT)
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def http_request(

@@ -15,10 +15,10 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import TypeAdapter, ValidationError
 
-from digit_api.inference import LiteRTModel
 from digit_api.metrics import Metrics
 from digit_api.postprocess import digits
 from digit_api.store import ModelStore
+from digit_release.model import LiteRTModel
 
 T = TypeVar("T")
 

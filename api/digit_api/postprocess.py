@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from digit_api.inference import LiteRTModel
 from digit_api.metrics import Metrics
+from digit_release.model import LiteRTModel
 
 
 def digits(model: LiteRTModel, probabilities: np.ndarray, metrics: Metrics) -> list[dict]:

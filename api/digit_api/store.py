@@ -13,9 +13,9 @@ import logging
 import os
 from pathlib import Path
 
-from digit_api.inference import LiteRTModel, ModelLoadError
-from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME
 from digit_api.metrics import Metrics
+from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME
+from digit_release.model import LiteRTModel, ModelLoadError
 
 logger = logging.getLogger(__name__)
 

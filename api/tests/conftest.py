@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digit_training.data import held_out
+from digit_testing.releases import SHIPPED, held_out
 
-SHIPPED_MODEL_DIR = Path(__file__).resolve().parents[1] / "models"
+SHIPPED_MODEL_DIR = SHIPPED
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,7 @@
 
 The golden vectors in tests/golden/preprocess_vectors.json are what the browser's JavaScript
 must reproduce exactly. After a deliberate change to the recipe, regenerate them with
-    .venv/bin/python -c "import runpy; runpy.run_path('api/tests/test_preprocess.py')['write_golden']()"
+`make golden` (digit_testing.golden).
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from digit_api.inference import LiteRTModel
 from digit_api.preprocess import (
     INK_THRESHOLD,
     PreprocessError,
@@ -31,138 +30,26 @@ from digit_api.preprocess import (
     target_size,
     to_mnist,
 )
+from digit_release.model import LiteRTModel
+from digit_testing import golden as golden_vectors
 from digit_training.data import held_out
 
 REPO = Path(__file__).resolve().parents[2]
-GOLDEN_PATH = REPO / "tests" / "golden" / "preprocess_vectors.json"
 MODEL_DIR = REPO / "api" / "models"
 UPSCALED_ACCURACY = 0.97
 ROUND_TRIP_DIGITS = 500
 
-GOLDEN_DESCRIPTION = (
-    "Golden vectors of the MNIST preprocessing recipe (api/digit_api/preprocess.py, to_mnist). "
-    "'input' is height*width integers 0..255, row-major, MNIST polarity (0 = background, 255 = ink); "
-    "'expected' is the 784 integers (28x28, row-major) that the recipe must produce, exactly. "
-    f"Ink is > {INK_THRESHOLD}; the longer side of the ink box becomes 20 px, the shorter "
-    "max(1, floor(20*short/long + 0.5)); area averaging with integer overlap weights, divided once by h*w; "
-    "centre of mass (pixel centres at i + 0.5) placed at offset floor(14 - com + 0.5), clamped to the frame; "
-    "pixels rounded half to even. Regenerate with write_golden() in api/tests/test_preprocess.py."
-)
-
-
-# --- golden vectors --------------------------------------------------------------------------
-
-
-def _coverage(height: int, width: int, inside: Any, samples: int = 4) -> np.ndarray:
-    """Anti-aliased 0..255 image of a shape given by `inside(y, x)`, by supersampling each pixel."""
-    offsets = (np.arange(samples) + 0.5) / samples
-    ys = (np.arange(height)[:, None] + offsets[None, :]).reshape(-1)
-    xs = (np.arange(width)[:, None] + offsets[None, :]).reshape(-1)
-    hits = inside(ys[:, None], xs[None, :]).astype(np.float64)
-    fraction = hits.reshape(height, samples, width, samples).mean(axis=(1, 3))
-    return np.rint(fraction * 255).astype(np.int64)
-
-
-def _upscale(digit: np.ndarray, factor: int = 10) -> np.ndarray:
-    return np.kron(digit.astype(np.int64), np.ones((factor, factor), dtype=np.int64))
-
-
-def build_golden_cases() -> list[dict[str, Any]]:
-    """The golden inputs (name, 2-D int array), built deterministically from code and held-out digits."""
-    cases: list[tuple[str, np.ndarray]] = []
-
-    stroke = np.zeros((48, 40), dtype=np.int64)
-    stroke[6:42, 19:21] = 255
-    stroke[6:42, 18] = stroke[6:42, 21] = 90  # the anti-aliased rim of a pen stroke
-    stroke[5, 19:21] = stroke[42, 19:21] = 90
-    cases.append(("vertical_stroke", stroke))
-
-    bar = np.zeros((16, 64), dtype=np.int64)
-    bar[5:12, 4:60] = 255  # 56 x 7: the short side is 20 * 7 / 56 = 2.5, which rounds up to 3
-    cases.append(("horizontal_bar_tie", bar))
-
-    square = np.zeros((32, 32), dtype=np.int64)
-    square[3:15, 10:22] = 255
-    cases.append(("filled_square", square))
-
-    blob = _coverage(280, 280, lambda y, x: (y - 40.5) ** 2 + (x - 231.3) ** 2 <= 9.0**2)
-    cases.append(("off_centre_blob_280", blob))
-
-    letter_l = np.zeros((30, 24), dtype=np.int64)
-    letter_l[2:26, 3:7] = 255
-    letter_l[22:26, 3:21] = 255
-    cases.append(("l_shape", letter_l))
-
-    def near_segment(y: np.ndarray, x: np.ndarray) -> np.ndarray:
-        (y0, x0), (y1, x1) = (41.0, 6.0), (6.0, 41.0)
-        dy, dx = y1 - y0, x1 - x0
-        t = np.clip(((y - y0) * dy + (x - x0) * dx) / (dy * dy + dx * dx), 0, 1)
-        return (y - y0 - t * dy) ** 2 + (x - x0 - t * dx) ** 2 <= 1.25**2
-
-    cases.append(("diagonal_antialiased_line", _coverage(48, 48, near_segment)))
-
-    single = np.zeros((4, 5), dtype=np.int64)
-    single[1, 3] = 200
-    cases.append(("single_pixel", single))
-
-    tee = np.zeros((20, 20), dtype=np.int64)
-    tee[1:5, 1:19] = 255  # a heavy top pulls the centre of mass up: the placement is clamped
-    tee[5:19, 9:11] = 255
-    cases.append(("top_heavy_clamped", tee))
-
-    ties = np.zeros((20, 40), dtype=np.int64)
-    ties[:10, 0::2], ties[:10, 1::2] = 235, 18  # pairs average to 126.5: half to even gives 126
-    ties[10:, 0::2], ties[10:, 1::2] = 237, 18  # 127.5 gives 128
-    cases.append(("half_way_ties", ties))
-
-    images, labels = held_out()
-    first_one = int(np.flatnonzero(labels == 1)[0])
-    for index in (0, first_one):
-        cases.append((f"mnist_held_out_{index}_label_{int(labels[index])}_x10", _upscale(images[index])))
-
-    return [
-        {"name": name, "width": int(image.shape[1]), "height": int(image.shape[0]), "input": image}
-        for name, image in cases
-    ]
-
-
-def build_golden_document() -> dict[str, Any]:
-    cases = []
-    for case in build_golden_cases():
-        image = case["input"]
-        cases.append(
-            {
-                "name": case["name"],
-                "width": case["width"],
-                "height": case["height"],
-                "input": [int(v) for v in image.reshape(-1)],
-                "expected": [int(v) for v in to_mnist(image).reshape(-1)],
-            }
-        )
-    return {"description": GOLDEN_DESCRIPTION, "cases": cases}
-
-
-def write_golden(path: Path = GOLDEN_PATH) -> None:
-    """Write the golden file, one case per line so that a change shows up as a readable diff."""
-    document = build_golden_document()
-    lines = ["{", f' "description": {json.dumps(document["description"])},', ' "cases": [']
-    rows = [json.dumps(case, separators=(",", ":")) for case in document["cases"]]
-    lines.append(",\n".join(f"  {row}" for row in rows))
-    lines += [" ]", "}"]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
 
 @pytest.fixture(scope="module")
 def golden() -> dict[str, Any]:
-    return json.loads(GOLDEN_PATH.read_text(encoding="utf-8"))
+    return json.loads(golden_vectors.GOLDEN_PATH.read_text(encoding="utf-8"))
 
 
 def test_golden_file_is_what_the_generator_and_to_mnist_produce(golden: dict[str, Any]) -> None:
-    assert golden == build_golden_document()
+    assert golden == golden_vectors.build_document()
 
 
-@pytest.mark.parametrize("case", build_golden_cases(), ids=lambda case: case["name"])
+@pytest.mark.parametrize("case", golden_vectors.build_cases(), ids=lambda case: case["name"])
 def test_golden_case_matches_to_mnist_exactly(golden: dict[str, Any], case: dict[str, Any]) -> None:
     stored = {c["name"]: c for c in golden["cases"]}[case["name"]]
     assert (stored["width"], stored["height"]) == (case["width"], case["height"])
@@ -222,7 +109,7 @@ def test_output_is_28x28_float32_whole_numbers_in_range() -> None:
 
 
 def test_anti_aliased_shape_keeps_its_grey_rim_and_a_longer_side_near_20() -> None:
-    disc = _coverage(120, 90, lambda y, x: ((y - 60) / 50) ** 2 + ((x - 45) / 25) ** 2 <= 1)
+    disc = golden_vectors.coverage(120, 90, lambda y, x: ((y - 60) / 50) ** 2 + ((x - 45) / 25) ** 2 <= 1)
     out = to_mnist(disc)
     height, width = _box_size(out)
     assert height in (19, 20) and width in (10, 11)
@@ -236,7 +123,7 @@ def test_aspect_ratio_of_a_two_to_one_bar_is_kept() -> None:
     assert _box_size(to_mnist(canvas)) == (10, 20)
     tall = canvas.T.copy()
     assert _box_size(to_mnist(tall)) == (20, 10)
-    soft = _coverage(60, 140, lambda y, x: ((y - 30) / 12.4) ** 2 + ((x - 70) / 24.8) ** 2 <= 1)
+    soft = golden_vectors.coverage(60, 140, lambda y, x: ((y - 30) / 12.4) ** 2 + ((x - 70) / 24.8) ** 2 <= 1)
     height, width = _box_size(to_mnist(soft), INK_THRESHOLD)
     assert width == 20 and abs(width / height - 2) <= 0.25
 
@@ -245,7 +132,7 @@ def test_centre_of_mass_lands_within_half_a_pixel_of_the_centre() -> None:
     images, _ = held_out()
     checked = 0
     for digit in images[:200]:
-        big = _upscale(digit)
+        big = golden_vectors.upscale(digit)
         r0, r1, c0, c1 = ink_bounding_box(big)
         crop = big[r0 : r1 + 1, c0 : c1 + 1].astype(np.float64)
         patch = area_resample(crop, *target_size(*crop.shape))
@@ -282,7 +169,7 @@ def test_patch_is_clamped_inside_the_frame_when_its_mass_is_lopsided() -> None:
 
 
 def test_position_in_the_canvas_does_not_matter() -> None:
-    digit = _upscale(held_out()[0][0], 4)
+    digit = golden_vectors.upscale(held_out()[0][0], 4)
     a, b = np.zeros((300, 300)), np.zeros((200, 500))
     a[3 : 3 + 112, 170 : 170 + 112] = digit
     b[80 : 80 + 112, 7 : 7 + 112] = digit
@@ -290,7 +177,7 @@ def test_position_in_the_canvas_does_not_matter() -> None:
 
 
 def test_integer_and_float_inputs_give_identical_results() -> None:
-    digit = _upscale(held_out()[0][3], 7)
+    digit = golden_vectors.upscale(held_out()[0][3], 7)
     reference = to_mnist(digit.astype(np.uint8))
     np.testing.assert_array_equal(to_mnist(digit.astype(np.float32)), reference)
     np.testing.assert_array_equal(to_mnist(digit.astype(np.float64)), reference)
@@ -305,7 +192,7 @@ def test_upscaled_held_out_digits_are_still_recognised(shipped_model: LiteRTMode
     """The first 500 held-out digits, drawn 10x larger and brought back by the recipe."""
     images, labels = held_out()
     images, labels = images[:ROUND_TRIP_DIGITS], labels[:ROUND_TRIP_DIGITS]
-    pixels = np.stack([to_mnist(_upscale(digit)).reshape(784) for digit in images])
+    pixels = np.stack([to_mnist(golden_vectors.upscale(digit)).reshape(784) for digit in images])
     accuracy = float((shipped_model.predict(pixels).argmax(axis=1) == labels).mean())
     assert accuracy >= UPSCALED_ACCURACY, f"accuracy {accuracy:.3f} on {len(labels)} upscaled digits"
 
@@ -447,7 +334,7 @@ def test_jpeg_exif_orientation_is_applied() -> None:
 
 
 def test_png_of_a_digit_on_paper_gives_the_same_pixels_as_the_array() -> None:
-    digit = _upscale(held_out()[0][5], 6)
+    digit = golden_vectors.upscale(held_out()[0][5], 6)
     paper = Image.fromarray((255 - digit).astype(np.uint8), "L")
     pixels = image_to_pixels(_encode(paper))
     assert pixels.shape == (784,) and pixels.dtype == np.float32
@@ -457,7 +344,11 @@ def test_png_of_a_digit_on_paper_gives_the_same_pixels_as_the_array() -> None:
 def test_jpeg_photos_of_digits_are_recognised(shipped_model: LiteRTModel) -> None:
     images, labels = held_out()
     uploads = [
-        _encode(Image.fromarray((255 - _upscale(d, 8)).astype(np.uint8), "L").convert("RGB"), "JPEG", quality=80)
+        _encode(
+            Image.fromarray((255 - golden_vectors.upscale(d, 8)).astype(np.uint8), "L").convert("RGB"),
+            "JPEG",
+            quality=80,
+        )
         for d in images[:50]
     ]
     predicted = shipped_model.predict(np.stack([image_to_pixels(u) for u in uploads])).argmax(axis=1)

@@ -3,21 +3,20 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import threading
 import time
+from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
 
-from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, file_entry, manifest_json, read_manifest, write_atomic
 from digit_api.metrics import Metrics
 from digit_api.store import ModelStore, NotReady
+from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, file_entry, manifest_json, read_manifest, write_atomic
+from digit_testing.processes import running_api
 
 
 def publish(model_dir: Path, version: str, tflite: bytes | None = None) -> None:
@@ -56,47 +55,21 @@ def test_refresh_keeps_the_old_model_when_the_new_one_is_bad(model_copy: Path, c
     assert not store.refresh()  # the same broken files are not retried every tick
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 # LiteRT's C++ core prints this once, on its own, to stderr; every other line is our JSON.
 NATIVE_LINE = "INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 
 
 @pytest.fixture
 def start_service(tmp_path: Path):
-    """Start `python -m digit_api` over a model folder; yields (base URL, function returning its log so far)."""
-    processes = []
+    """Start the API over a model folder; gives (base URL, function returning its log so far)."""
+    services = ExitStack()
 
-    def start(model_dir: Path, **env: str) -> tuple[str, callable]:
-        port = free_port()
-        log = tmp_path / f"service-{port}.log"
-        settings = {"PORT": str(port), "MODEL_DIR": str(model_dir), "LOG_LEVEL": "info", **env}
-        with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the service
-            process = subprocess.Popen(
-                [sys.executable, "-m", "digit_api"],
-                env={**os.environ, **settings},
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        processes.append(process)
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                    return base, log.read_text
-            except httpx.TransportError:
-                time.sleep(0.1)
-        pytest.fail(f"service did not become ready: {log.read_text()[-2000:]}")
+    def start(model_dir: Path, **env: str) -> tuple[str, Callable[[], str]]:
+        api = services.enter_context(running_api(model_dir, tmp_path, {"LOG_LEVEL": "info", **env}))
+        return api.url, api.read_log
 
-    yield start
-    for process in processes:
-        process.terminate()
-        process.wait(timeout=10)
+    with services:
+        yield start
 
 
 def test_reload_under_load_drops_no_request(start_service, model_copy: Path, digit) -> None:

@@ -7,6 +7,11 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from digit_release.manifest import SERVED_PATH
+
+# Where the repository keeps the bundled data set (training/), relative to its root.
+BUNDLED_DATA = "training/data/mnist.npz"
+
 
 class PollerConfig(BaseSettings):
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
@@ -37,6 +42,9 @@ class PollerConfig(BaseSettings):
     http_timeout: float = Field(10.0, gt=0)
     # Releases one run downloads and checks at most (a rejected one makes it try the next best).
     max_candidates: int = Field(3, ge=1, le=50)
+    # The held-out digits every candidate is measured on (Keras mnist.npz layout): by default the
+    # bundled set committed in the clone itself, checked against its provenance file.
+    eval_data: Path | None = None
 
     @field_validator("model_source")
     @classmethod
@@ -50,7 +58,11 @@ class PollerConfig(BaseSettings):
 
     @property
     def model_dir(self) -> Path:
-        return self.repo_path / "api" / "models"
+        return self.repo_path / SERVED_PATH
+
+    @property
+    def data_path(self) -> Path:
+        return self.eval_data or self.repo_path / BUNDLED_DATA
 
     @property
     def state_dir(self) -> Path:

@@ -23,12 +23,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from digit_api.manifest import write_atomic
 from digit_poller import crashpoints
+from digit_release.manifest import SERVED_PATH, write_atomic
 
 logger = logging.getLogger(__name__)
 
-MODEL_PATH = "api/models"
+MODEL_PATH = SERVED_PATH
 TRAILER = "Digit-Poller"
 JOURNAL_NAME = "operation.json"
 # A hung fetch or push must not hold the poller's lock for ever.

@@ -30,8 +30,15 @@ from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
 
-from digit_api.manifest import (
+from digit_poller import crashpoints
+from digit_poller.config import PollerConfig
+from digit_poller.git import Clone, ForeignWork, GitError, Identity
+from digit_poller.sources import BadRelease, RateLimited, Release, ReleaseSource, SourceError, fingerprint
+from digit_poller.verify import Rejected, Verdict, measure, verify_candidate
+from digit_release.data import DataError
+from digit_release.manifest import (
     MANIFEST_NAME,
+    SERVED_PATH,
     TFLITE_NAME,
     ManifestError,
     ModelManifest,
@@ -39,11 +46,6 @@ from digit_api.manifest import (
     parse_manifest,
     write_atomic,
 )
-from digit_poller import crashpoints
-from digit_poller.config import PollerConfig
-from digit_poller.git import MODEL_PATH, Clone, ForeignWork, GitError, Identity
-from digit_poller.sources import BadRelease, RateLimited, Release, ReleaseSource, SourceError, fingerprint
-from digit_poller.verify import Rejected, Verdict, measure, verify_candidate
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +118,7 @@ def poll(config: PollerConfig, source: ReleaseSource, request: Request = Request
     except ForeignWork as exc:
         logger.error("refusing to poll, nothing touched: %s", exc)
         return Exit.ERROR
-    except (GitError, SourceError, StateError, OSError, ManifestError) as exc:
+    except (GitError, SourceError, StateError, OSError, ManifestError, DataError) as exc:
         logger.error("poll failed: %s", exc)
         return Exit.ERROR
 
@@ -126,7 +128,7 @@ def poll(config: PollerConfig, source: ReleaseSource, request: Request = Request
 
 def in_service(clone: Clone) -> ModelManifest | None:
     """The manifest committed on the remote branch (after a fetch), or None when it holds no model."""
-    raw = clone.remote_file(f"{MODEL_PATH}/{MANIFEST_NAME}")
+    raw = clone.remote_file(f"{SERVED_PATH}/{MANIFEST_NAME}")
     if raw is None:
         return None
     try:
@@ -136,7 +138,7 @@ def in_service(clone: Clone) -> ModelManifest | None:
         return None
 
 
-def measured_accuracy(clone: Clone, state_dir: Path) -> float | None:
+def measured_accuracy(clone: Clone, state_dir: Path, data_path: Path) -> float | None:
     """The in-service model's accuracy now, measured on the files committed on the remote branch.
 
     None if it cannot even be loaded: then it is no bar to clear.
@@ -146,12 +148,12 @@ def measured_accuracy(clone: Clone, state_dir: Path) -> float | None:
     folder.mkdir(parents=True)
     try:
         for name in (TFLITE_NAME, MANIFEST_NAME):
-            data = clone.remote_file(f"{MODEL_PATH}/{name}")
+            data = clone.remote_file(f"{SERVED_PATH}/{name}")
             if data is None:
                 return None
             (folder / name).write_bytes(data)
         try:
-            return measure(folder).accuracy
+            return measure(folder, data_path).accuracy
         except Rejected as exc:
             logger.warning(
                 "the model in service does not load (%s): any release that passes the checks replaces it", exc
@@ -317,13 +319,14 @@ def _check(
         shutil.rmtree(folder, ignore_errors=True)
         raise
     try:
-        bar = measured_accuracy(clone, config.state_dir) if current is not None and follows_latest else None
+        bar = measured_accuracy(clone, config.state_dir, config.data_path) if current and follows_latest else None
         verdict = verify_candidate(
             folder,
             public_key=config.model_public_key,
             min_accuracy=config.min_accuracy,
             in_service_accuracy=bar,
             tolerance=config.accuracy_tolerance,
+            data_path=config.data_path,
             in_service=current,
             allow_interface_change=config.allow_interface_change,
         )

@@ -6,8 +6,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from digit_api.inference import LiteRTModel, ModelLoadError
-from digit_api.manifest import (
+from digit_release import signing
+from digit_release.data import DataError
+from digit_release.evaluate import evaluate_model_dir
+from digit_release.manifest import (
     MANIFEST_NAME,
     ManifestError,
     Metrics,
@@ -15,8 +17,7 @@ from digit_api.manifest import (
     read_manifest,
     verify_model_dir,
 )
-from digit_poller import signing
-from digit_training.evaluate import evaluate_model_dir
+from digit_release.model import LiteRTModel, ModelLoadError
 
 logger = logging.getLogger(__name__)
 
@@ -43,14 +44,16 @@ class Verdict:
     evaluated: int  # held-out digits of the candidate's classes it was measured on
 
 
-def measure(folder: Path) -> Metrics:
+def measure(folder: Path, data_path: Path) -> Metrics:
     """Load `folder` with the API's own loader (checksum, tensor shapes) and evaluate it on every
-    held-out digit of its classes; Rejected names whatever stops that."""
+    held-out digit of its classes in `data_path`; Rejected names whatever stops that."""
     try:
         LiteRTModel.load(folder)
-        return evaluate_model_dir(folder)
+        return evaluate_model_dir(folder, data_path)
     except ModelLoadError as exc:
         raise Rejected(f"model: {exc}") from None
+    except DataError:
+        raise  # the held-out digits cannot be read: the poller's setup, not the release, is at fault
     except (ValueError, IndexError, KeyError, TypeError) as exc:
         # The manifest passed its schema, yet the model and it disagree in a way the loader did
         # not foresee: that is the release's fault, and the message says what numpy or LiteRT said.
@@ -82,6 +85,7 @@ def verify_candidate(
     min_accuracy: float,
     in_service_accuracy: float | None,
     tolerance: float,
+    data_path: Path,
     in_service: ModelManifest | None = None,
     allow_interface_change: bool = False,
 ) -> Verdict:
@@ -114,7 +118,7 @@ def verify_candidate(
         raise Rejected(f"model: {exc}") from None
     if in_service is not None:
         check_interface(manifest, in_service, allow_interface_change)
-    metrics = measure(folder)
+    metrics = measure(folder, data_path)
     accuracy, evaluated = metrics.accuracy, metrics.eval_set.size
     claimed = manifest.metrics
     if claimed.eval_set.size != evaluated:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 # --- GitHub Releases stand-in ---
-from .github_server import GitHubServer
+from digit_testing.github_server import GitHubServer
 
 
 @pytest.fixture

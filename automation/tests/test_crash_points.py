@@ -26,11 +26,10 @@ from pathlib import Path
 
 import pytest
 
-from digit_api.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, parse_manifest, sha256_file
 from digit_poller.crashpoints import KILL_AT, STEP_LOG
-
-from .github_server import GitHubServer
-from .releases import IDENTITY, git, make_world, write_release
+from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, parse_manifest, sha256_file
+from digit_testing.github_server import GitHubServer
+from digit_testing.releases import IDENTITY, git, make_world, write_release
 
 FILES = 400
 TOKEN = "ghp_crash_harness"  # noqa: S105 (authenticated, as deployed: 60 anonymous requests an hour would run out)

@@ -32,7 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tooling import require_tool
+
+from digit_testing.tooling import require_tool
 
 AUTOMATION = Path(__file__).resolve().parents[1]
 REPO = AUTOMATION.parent

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, read_manifest
-from digit_poller import signing
 from digit_poller.__main__ import main
 from digit_poller.git import Clone, Identity
-
-from .releases import IDENTITY, SHIPPED, git, make_world, write_release
+from digit_release import signing
+from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, read_manifest
+from digit_testing.processes import running_api
+from digit_testing.releases import IDENTITY, SHIPPED, git, make_world, write_release
 
 
 def make_release(releases: Path, version: int, tflite: bytes | None = None, **manifest_changes) -> Path:
@@ -240,41 +240,11 @@ def test_bad_configuration_is_named(monkeypatch: pytest.MonkeyPatch, caplog) -> 
 
 def test_a_running_api_picks_up_the_pushed_model(world, tmp_path: Path) -> None:
     """The deploy side in one machine: an API serving the clone's api/models reloads what was committed."""
-    import os
-    import socket
-    import sys
-    import time
-
-    import httpx
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    env = {**os.environ, "PORT": str(port), "MODEL_DIR": str(world.clone / "api" / "models"), "RELOAD_INTERVAL": "0.2"}
-    with open(tmp_path / "api.log", "wb") as log:
-        api = subprocess.Popen([sys.executable, "-m", "digit_api"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        base = f"http://127.0.0.1:{port}"
-
-        def version() -> str | None:
-            try:
-                return httpx.get(f"{base}/readyz", timeout=1).json().get("model_version")
-            except httpx.TransportError:
-                return None
-
-        deadline = time.monotonic() + 30
-        while version() != "1":
-            assert time.monotonic() < deadline, (tmp_path / "api.log").read_text()[-2000:]
-            time.sleep(0.1)
+    with running_api(world.clone / "api" / "models", tmp_path, {"RELOAD_INTERVAL": "0.2"}) as api:
+        assert api.version() == "1"
         make_release(world.releases, 2)
         assert main(["--once"]) == 0
-        deadline = time.monotonic() + 10
-        while version() != "2":
-            assert time.monotonic() < deadline, "the API never served v2"
-            time.sleep(0.1)
-    finally:
-        api.terminate()
-        api.wait(timeout=10)
+        api.wait_for_version("2", timeout=10)
 
 
 def test_interval_mode_polls_until_sigterm_and_stops_cleanly(world, tmp_path: Path) -> None:

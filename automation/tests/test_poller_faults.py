@@ -14,14 +14,16 @@ import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
-from digit_api.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, read_manifest
 from digit_poller.__main__ import main
 from digit_poller.git import Clone, GitError, Identity
+from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, read_manifest
+from digit_testing.hostile_server import OWNER_REPO, HostileServer
+from digit_testing.processes import running_api
+from digit_testing.releases import SHIPPED, git, write_release
 
-from .hostile_server import OWNER_REPO, HostileServer
-from .releases import SHIPPED, git, write_release
 from .test_poller import make_release, world  # noqa: F401  (the fixture, shared)
 
 STATE = Path(".git") / "digit-poller" / "state.json"
@@ -263,13 +265,14 @@ def test_a_model_with_other_labels_is_refused_unless_allowed(world, three_class_
     assert world.remote_version() == "1"
 
     monkeypatch.setenv("ALLOW_INTERFACE_CHANGE", "true")  # a new policy: the remembered verdict lapses
-    with serving(world.clone / "api" / "models") as api:
+    with running_api(world.clone / "api" / "models", world.tmp, {"RELOAD_INTERVAL": "0.2"}) as api:
         assert main(["--once"]) == 0
         assert world.remote_version() == "2"
         assert "on the 659 held-out digits of 0, 1, 7" in caplog.text
-        answer = api.wait_for_version("2").post("/predict", json={"pixels": seven()}).json()
+        api.wait_for_version("2")
+        answer = httpx.post(f"{api.url}/predict", json={"pixels": seven()}).json()
         assert answer["prediction"] == 7 and len(answer["probabilities"]) == 3
-        assert api.client.get("/model").json()["labels"] == {"0": "0", "1": "1", "2": "7"}
+        assert httpx.get(f"{api.url}/model").json()["labels"] == {"0": "0", "1": "1", "2": "7"}
 
 
 def seven() -> list[int]:
@@ -277,47 +280,6 @@ def seven() -> list[int]:
 
     data = load_bundled()
     return data.x_test[data.y_test == 7][0].reshape(-1).tolist()
-
-
-class serving:
-    """The API serving a folder, hot-reloading it, for the length of a `with`."""
-
-    def __init__(self, model_dir: Path) -> None:
-        self.model_dir = model_dir
-
-    def __enter__(self):
-        import socket
-
-        import httpx
-
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {**os.environ, "PORT": str(port), "MODEL_DIR": str(self.model_dir), "RELOAD_INTERVAL": "0.2"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "digit_api"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-        )
-        self.client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=5)
-        self.wait_for_version("1")
-        return self
-
-    def wait_for_version(self, version: str):
-        import httpx
-
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if self.client.get("/readyz").json().get("model_version") == version:
-                    return self.client
-            except (httpx.TransportError, ValueError):
-                pass
-            time.sleep(0.1)
-        raise AssertionError(f"the API never served v{version}")
-
-    def __exit__(self, *exc: object) -> None:
-        self.client.close()
-        self.process.terminate()
-        self.process.wait(timeout=10)
 
 
 def relabelled(labels: dict[str, str]) -> dict:

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
-from digit_api.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME
 from digit_poller.__main__ import main
+from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME
 
 from .test_poller import make_release, world  # noqa: F401  (the fixture, shared)
 

@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tooling import require_tool
+
+from digit_testing.tooling import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 API_DOCKERFILE = REPO / "api" / "Dockerfile"
@@ -50,7 +51,7 @@ PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # Under a copied folder, files that are meant to stay out of the images (.dockerignore drops them):
 # bytecode and editor droppings, and the Keras model, which the API does not serve (DESIGN.md).
-NOT_SHIPPED = re.compile(r"(^|/)__pycache__/|\.py[co]$|(^|/)\.DS_Store$|~$|\.swp$|\.keras$")
+NOT_SHIPPED = re.compile(r"(^|/)__pycache__/|\.py[co]$|(^|/)\.DS_Store$|~$|\.swp$|\.keras$|\.egg-info/")
 
 
 # ---- Dockerfile parsing -------------------------------------------------------------------------
@@ -473,9 +474,10 @@ def requirement_files_and_packages(arguments: list[str]) -> tuple[list[str], lis
     return files, packages
 
 
-def test_the_api_image_installs_only_the_api_requirements() -> None:
+def test_the_api_image_installs_only_the_release_format_and_the_api() -> None:
+    """pip installs only the two packages copied from release/ and api/, and api/requirements.txt."""
     dockerfile = parse(API_DOCKERFILE)
-    installs = 0
+    installed: set[str] = set()
     for stage in dockerfile.stages:
         landed = image_destinations(stage)
         workdir = "/"
@@ -485,15 +487,20 @@ def test_the_api_image_installs_only_the_api_requirements() -> None:
             if ins.keyword != "RUN":
                 continue
             for arguments in pip_installs(ins.args):
-                installs += 1
                 files, packages = requirement_files_and_packages(arguments)
                 where = f"api/Dockerfile:{ins.line}"
-                assert not packages, f"{where}: installs {packages} outside api/requirements.txt"
                 assert "--no-cache-dir" in arguments, f"{where}: pip install without --no-cache-dir"
                 for name in files:
                     source = landed.get(posixpath.normpath(posixpath.join(workdir, name)))
-                    assert source == "api/requirements.txt", f"{where}: -r {name} is not api/requirements.txt"
-    assert installs, "the API image installs api/requirements.txt"
+                    assert source in {"api/requirements.txt", "release/requirements.txt"}, f"{where}: -r {name}"
+                    installed.add(source)
+                for package in packages:
+                    folder = posixpath.normpath(posixpath.join(workdir, package))
+                    # the component folder of the context that the package folder was filled from
+                    source = {src.split("/")[0] for dest, src in landed.items() if f"{dest}/".startswith(f"{folder}/")}
+                    assert source in ({"release"}, {"api"}), f"{where}: installs {package}, from {source or 'nowhere'}"
+                    installed |= source
+    assert installed == {"release", "api", "api/requirements.txt", "release/requirements.txt"}, installed
 
 
 def test_the_api_image_holds_no_tensorflow_and_no_training_code() -> None:
@@ -509,8 +516,13 @@ def test_the_api_image_holds_no_tensorflow_and_no_training_code() -> None:
         for line in (REPO / "api" / "requirements.txt").read_text(encoding="utf-8").splitlines()
         if line.strip() and not line.lstrip().startswith(("#", "-"))
     ]
+    requirement_names += [
+        re.split(r"[\s\[<>=!~;@]", line.strip(), maxsplit=1)[0].lower()
+        for line in (REPO / "release" / "requirements.txt").read_text(encoding="utf-8").splitlines()
+        if line.strip() and not line.lstrip().startswith(("#", "-"))
+    ]
     heavy = [name for name in requirement_names if name.startswith(("tensorflow", "tf-", "keras"))]
-    assert not heavy, f"api/requirements.txt pulls in {heavy}: the API runs on LiteRT alone"
+    assert not heavy, f"the API's requirements pull in {heavy}: the API runs on LiteRT alone"
 
 
 def test_the_api_image_runs_the_service_from_a_read_only_image() -> None:
@@ -523,10 +535,11 @@ def test_the_api_image_runs_the_service_from_a_read_only_image() -> None:
     assert env.get("PORT") == "8000"
     landed = image_destinations(final)
     assert landed.get(env.get("MODEL_DIR", "")) == "api/models", f"MODEL_DIR={env.get('MODEL_DIR')} is not api/models"
-    assert "api/digit_api" in landed.values()
+    builder = parse(API_DOCKERFILE).stages[0]
+    assert "api/digit_api" in image_destinations(builder).values(), "the builder installs the API's code"
     cmd = final.last("CMD")
     assert cmd is not None
-    assert exec_form(cmd.args) == ["python", "-m", "digit_api"]
+    assert exec_form(cmd.args) == ["digit-api"]  # the console script of the installed package
     check = final.last("HEALTHCHECK")
     assert check is not None
     assert "/healthz" in check.args

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import importlib.util
-import socket
 import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
 
-import httpx
-import pytest
-from tooling import require_tool
+from digit_testing.processes import free_port, stop, wait_for
+from digit_testing.tooling import require_tool
+
+__all__ = ["REPO", "STATIC", "Nginx", "free_port", "nginx_binary", "render", "start_nginx", "stop", "wait_for"]
 
 REPO = Path(__file__).resolve().parents[2]
 RENDER_PY = REPO / "frontend" / "nginx" / "render.py"
@@ -31,36 +30,6 @@ def load_render() -> ModuleType:
 
 
 render = load_render()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"{process.args[0]} exited with {process.returncode}; log:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    pytest.fail(f"{url} never answered 200; log:\n{log.read_text()[-3000:]}")
-
-
-def stop(process: subprocess.Popen) -> None:
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 @dataclass

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from tooling import require_tool as require
 
-from digit_api.inference import LiteRTModel
 from digit_api.preprocess import image_to_pixels
+from digit_release.model import LiteRTModel
+from digit_testing.tooling import require_tool as require
 from digit_training.data import held_out
 
 REPO = Path(__file__).resolve().parents[2]

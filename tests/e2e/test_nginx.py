@@ -9,10 +9,8 @@ body limit; the rate limit; gzip; JSON answers when the API is down.
 from __future__ import annotations
 
 import json
-import os
 import re
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,9 +19,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from tooling import require_tool as require
 
-from .stack import REPO, STATIC, Nginx, free_port, nginx_binary, render, start_nginx, stop, wait_for
+from digit_testing.processes import running_api
+from digit_testing.tooling import require_tool as require
+
+from .stack import REPO, STATIC, Nginx, free_port, nginx_binary, render, start_nginx, stop
 
 TOO_LARGE = {"detail": "request body is larger than the limit of 2097152 bytes"}
 TOO_MANY = {"detail": "too many requests, slow down"}
@@ -63,25 +63,10 @@ def nginx_bin() -> str:
 @pytest.fixture(scope="module")
 def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
     """The API serving the shipped model, logging every request so the tests can see what reached it."""
-    port = free_port()
-    log = tmp_path_factory.mktemp("api") / "api.log"
-    env = {
-        **os.environ,
-        "HOST": "127.0.0.1",
-        "PORT": str(port),
-        "MODEL_DIR": str(REPO / "api" / "models"),
-        "LOG_LEVEL": "debug",
-        "PYTHONUNBUFFERED": "1",  # each log line in the file as it is written
-    }
-    with open(log, "wb") as out:  # a file, not a pipe, which would fill up and stall the service
-        process = subprocess.Popen(
-            [sys.executable, "-m", "digit_api"], cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_for(f"http://127.0.0.1:{port}/readyz", process, log)
-        yield Api(f"http://127.0.0.1:{port}", log)
-    finally:
-        stop(process)
+    # PYTHONUNBUFFERED: each log line in the file as it is written
+    env = {"LOG_LEVEL": "debug", "PYTHONUNBUFFERED": "1"}
+    with running_api(REPO / "api" / "models", tmp_path_factory.mktemp("api"), env) as service:
+        yield Api(service.url, service.log)
 
 
 @pytest.fixture(scope="module")

@@ -6,16 +6,20 @@ the model version, the error box. The same tests write the screenshots the READM
 
 from __future__ import annotations
 
+import os
+
 import re
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from tooling import require_tool as require
+
+from digit_testing.tooling import require_tool as require
 
 from .strokes import DIGITS, Stroke
 
-REPORT_IMAGES = Path(__file__).resolve().parents[2] / "report-images"
+# Under build/ unless REPORT_DIR says otherwise: `make report-images` copies them into report-images/.
+REPORT_IMAGES = Path(os.environ.get("REPORT_DIR", Path(__file__).resolve().parents[2] / "build" / "report-images"))
 CHROMIUM = "/usr/bin/chromium"
 # As root in a container Chromium needs --no-sandbox; the rest keeps it off the (closed) network.
 CHROMIUM_ARGS = [
@@ -137,7 +141,7 @@ def test_unreachable_service_is_said(page) -> None:
 
 
 def test_screenshot_of_a_prediction(page) -> None:
-    REPORT_IMAGES.mkdir(exist_ok=True)
+    REPORT_IMAGES.mkdir(parents=True, exist_ok=True)
     draw(page, DIGITS[4])
     wait_for_digit(page, 4)
     page.screenshot(path=REPORT_IMAGES / "page-prediction.png")
@@ -161,17 +165,21 @@ def test_phone_sized_screen(browser, stack) -> None:
 @pytest.fixture
 def own_stack(browser, tmp_path: Path):
     """A page behind its own nginx and API, for the tests that break or throttle them."""
-    from .conftest import start_api
+    from contextlib import ExitStack
+
+    from digit_testing.processes import running_api
+
+    from .conftest import SHIPPED
     from .stack import nginx_binary, start_nginx, stop
 
-    processes = []
+    processes, apis = [], ExitStack()
 
     def start(**nginx_options):
-        api = start_api(tmp_path)
+        api = apis.enter_context(running_api(SHIPPED, tmp_path))
         server, proxy = start_nginx(
             nginx_binary(), tmp_path / "nginx", api.url.removeprefix("http://"), **nginx_options
         )
-        processes.extend([proxy, api.process])
+        processes.append(proxy)
         context = browser.new_context(viewport={"width": 900, "height": 720}, reduced_motion="reduce")
         page = context.new_page()
         page.goto(server.url + "/")
@@ -181,6 +189,7 @@ def own_stack(browser, tmp_path: Path):
     yield start
     for process in processes:
         stop(process)
+    apis.close()
 
 
 def test_api_down_behind_nginx_is_said_and_shown(own_stack) -> None:

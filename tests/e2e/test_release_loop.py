@@ -7,15 +7,14 @@ stand-in, real git (a bare remote), the real API with hot reload.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-from tooling import automation_test_module
 
-from .conftest import start_api
-from .stack import stop
+from digit_testing import github_server as github
+from digit_testing import releases
+from digit_testing.processes import running_api
 
 TOKEN = "loop-test-token"  # noqa: S105  (the stand-in's)
 QUICK_PARAMS = "epochs: 3\nbatch_size: 64\nlearning_rate: 0.002\nseed: 3\n"
@@ -27,12 +26,10 @@ def test_train_publish_poll_serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     from digit_training.__main__ import main as train
     from digit_training.publish import main as publish
 
-    releases, github = automation_test_module("releases"), automation_test_module("github_server")
     for key, value in releases.IDENTITY.items():
         monkeypatch.setenv(key, value)
     remote, clone = releases.make_world(tmp_path / "world")
-    api = start_api(tmp_path, MODEL_DIR=str(clone / "api" / "models"), RELOAD_INTERVAL="0.2")
-    try:
+    with running_api(clone / "api" / "models", tmp_path, {"RELOAD_INTERVAL": "0.2"}) as api:
         # 1. Train (a short run: the gates below are set for it).
         (tmp_path / "params.yaml").write_text(QUICK_PARAMS)
         release = tmp_path / "trained"
@@ -56,11 +53,6 @@ def test_train_publish_poll_serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
         assert '"version": "2"' in releases.git(remote, "show", "main:api/models/model.json")
 
         # 4. The running API picks the pushed model up.
-        deadline = time.monotonic() + 15
-        while httpx.get(f"{api.url}/readyz").json().get("model_version") != "2":
-            assert time.monotonic() < deadline, "the API never served model-v2"
-            time.sleep(0.1)
+        api.wait_for_version("2", timeout=15)
         answer = httpx.post(f"{api.url}/predict", json={"pixels": [0] * 784}).json()
         assert answer["model_version"] == "2"
-    finally:
-        stop(api.process)

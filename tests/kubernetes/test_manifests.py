@@ -25,7 +25,8 @@ from typing import Any
 
 import pytest
 import yaml
-from tooling import unavailable
+
+from digit_testing.tooling import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
 KUBERNETES = ROOT / "kubernetes"

@@ -12,7 +12,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from tooling import require_tool
+
+from digit_testing.tooling import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOW_DIR = REPO / ".github" / "workflows"

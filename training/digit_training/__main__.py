@@ -44,7 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path("build/model"), help="release folder (default: %(default)s)")
     parser.add_argument("--version", type=positive_int, default=1, help="N of the release tag model-vN (default: 1)")
     parser.add_argument(
-        "--report-dir", type=Path, default=Path("report-images"), help="where the confusion matrix PNG goes"
+        "--report-dir",
+        type=Path,
+        # build/ by default: `make report-images` copies what the README should show into report-images/
+        default=Path(os.environ.get("REPORT_DIR", "build/report-images")),
+        help="where the confusion matrix PNG goes (default: $REPORT_DIR or %(default)s)",
     )
     parser.add_argument("--no-report", action="store_true", help="do not write the confusion matrix PNG")
     parser.add_argument("--max-train-samples", type=positive_int, help="train on the first N digits only (smoke runs)")

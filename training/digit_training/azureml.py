@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -31,7 +30,8 @@ from azure.ai.ml import Input, Output, command
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Command, Environment, Model
 
-from digit_api.manifest import MANIFEST_NAME, ModelManifest, verify_model_dir
+from digit_release import azure
+from digit_release.manifest import MODEL_NAME, ModelManifest, verify_model_dir
 from digit_training import provenance
 
 logger = logging.getLogger("digit_training.azureml")
@@ -42,11 +42,10 @@ DEFAULT_PARAMS = REPO_ROOT / "training" / "params.yaml"
 # A tag, not a digest: Microsoft does not republish a dated tag, but a digest would pin harder.
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20250601.v1"
 DATA_CHOICES = ("bundled", "keras")
-WORKSPACE_VARIABLES = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE")
-MODEL_NAME = "mnist-cnn"
 OUTPUT = "release"
-# Relative to the job's working directory, which is the code snapshot (the repository root).
-PYTHONPATH = "training:api"
+# The job's working directory is the code snapshot (the repository root); the conda environment
+# holds the pinned dependencies, so only the two local packages are installed, without theirs.
+INSTALL = "python -m pip install --quiet --no-deps -e ./release -e ./training"
 
 EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -87,13 +86,13 @@ def build_job(
     return command(
         code=str(REPO_ROOT),  # the snapshot: .amlignore at the root leaves out .venv, .git, ...
         command=(
-            "python -m digit_training --params ${{inputs.params}} "
+            f"{INSTALL} && digit-train --params ${{{{inputs.params}}}} "
             f"--data {data} --out ${{{{outputs.{OUTPUT}}}}} --version {version} --no-report --quiet"
         ),
         inputs={"params": Input(type=AssetTypes.URI_FILE, path=str(params.resolve()))},
         outputs={OUTPUT: Output(type=AssetTypes.URI_FOLDER, mode="upload")},
         environment=build_environment(),
-        environment_variables={"PYTHONPATH": PYTHONPATH, "CODE_REVISION": revision, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        environment_variables={"CODE_REVISION": revision, "TF_CPP_MIN_LOG_LEVEL": "2"},
         compute=compute,
         experiment_name=experiment,
         display_name=f"train {MODEL_NAME} model-v{version} ({data})",
@@ -109,10 +108,10 @@ def next_version(client: Any, model_name: str) -> int:
 
 
 def _release_folder(root: Path) -> Path:
-    found = sorted({path.parent for path in root.rglob(MANIFEST_NAME) if path.is_file()})
-    if len(found) != 1:
-        raise JobFailed(f"the job's {OUTPUT} output holds {len(found)} {MANIFEST_NAME} files, expected one")
-    return found[0]
+    try:
+        return azure.release_folder(root)
+    except azure.AzureSetupError as exc:
+        raise JobFailed(f"the job's {OUTPUT} output: {exc}") from None
 
 
 def _register(client: Any, job_name: str, folder: Path, model_name: str, expected: int) -> str:
@@ -169,14 +168,14 @@ def submit(client: Any, job: Command, model_name: str = MODEL_NAME, download_pat
 
 def workspace_client() -> Any:
     """MLClient for the workspace named by the AZURE_* variables; SystemExit(2) naming missing ones."""
-    missing = [name for name in WORKSPACE_VARIABLES if not os.environ.get(name, "").strip()]
-    if missing:
-        print(f"set {', '.join(missing)} (the Azure ML workspace to train in)", file=sys.stderr)
-        raise SystemExit(EXIT_BAD_INPUT)
+    try:
+        subscription, group, workspace = azure.workspace_from_env()
+    except azure.AzureSetupError as exc:
+        print(f"{exc} to train in", file=sys.stderr)
+        raise SystemExit(EXIT_BAD_INPUT) from None
     from azure.ai.ml import MLClient  # noqa: PLC0415
     from azure.identity import DefaultAzureCredential  # noqa: PLC0415
 
-    subscription, group, workspace = (os.environ[name].strip() for name in WORKSPACE_VARIABLES)
     return MLClient(
         credential=DefaultAzureCredential(),
         subscription_id=subscription,

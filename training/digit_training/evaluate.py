@@ -1,6 +1,6 @@
 """Held-out metrics: accuracy, per-class accuracy and the confusion matrix (also as a PNG).
 
-    python -m digit_training.evaluate [MODEL_DIR]    # recompute a model folder's accuracy with LiteRT
+    digit-evaluate [MODEL_DIR]    # recompute a model folder's accuracy with LiteRT (python -m digit_training.evaluate)
 
 No TensorFlow here: this is the check the API's model and the poller's candidates go through.
 """
@@ -13,26 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from digit_api.inference import LiteRTModel, ModelLoadError
-from digit_api.manifest import EvalSet, Metrics
-from digit_training.data import load_bundled
+from digit_release import evaluate
+from digit_release.evaluate import compute_metrics
+from digit_release.manifest import SERVED_PATH, Metrics
+from digit_release.model import ModelLoadError
+from digit_training.data import BUNDLED_PATH
 
-
-def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, names: list[str], eval_set_id: str) -> Metrics:
-    """Metrics of predictions `probabilities` (N, C) against class indices `labels` (N,)."""
-    predicted = probabilities.argmax(axis=1)
-    n = len(names)
-    confusion = np.zeros((n, n), dtype=np.int64)
-    np.add.at(confusion, (labels, predicted), 1)
-    per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
-    correct = int(confusion.trace())
-    return Metrics(
-        accuracy=correct / len(labels),
-        correct=correct,
-        per_class_accuracy={name: float(acc) for name, acc in zip(names, per_class, strict=True)},
-        confusion_matrix=confusion.tolist(),
-        eval_set=EvalSet(id=eval_set_id, size=len(labels)),
-    )
+__all__ = ["compute_metrics", "evaluate_model_dir", "main", "plot_confusion"]
 
 
 def plot_confusion(metrics: Metrics, names: list[str], title: str, path: Path) -> None:
@@ -65,18 +52,14 @@ def plot_confusion(metrics: Metrics, names: list[str], title: str, path: Path) -
     plt.close(fig)
 
 
-def evaluate_model_dir(model_dir: Path) -> Metrics:
-    """Load a model folder as the API does and measure it on the bundled held-out digits."""
-    model = LiteRTModel.load(model_dir)
-    labels = model.labels
-    dataset = load_bundled().select(tuple(int(label) for label in labels))
-    probabilities = model.predict(dataset.x_test.reshape(len(dataset.x_test), -1))
-    return compute_metrics(probabilities, dataset.y_test, labels, f"{dataset.id}:test")
+def evaluate_model_dir(model_dir: Path, data_path: Path = BUNDLED_PATH) -> Metrics:
+    """The release format's held-out measure, on the bundled digits unless told otherwise."""
+    return evaluate.evaluate_model_dir(model_dir, data_path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m digit_training.evaluate", description=__doc__.splitlines()[0])
-    parser.add_argument("model_dir", nargs="?", type=Path, default=Path("api/models"), help="default: %(default)s")
+    parser.add_argument("model_dir", nargs="?", type=Path, default=Path(SERVED_PATH), help="default: %(default)s")
     args = parser.parse_args(argv)
     try:
         metrics = evaluate_model_dir(args.model_dir)

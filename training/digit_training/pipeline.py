@@ -16,8 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from digit_api.inference import LiteRTModel
-from digit_api.manifest import (
+from digit_release.manifest import (
     KERAS_NAME,
     MANIFEST_NAME,
     SUMS_NAME,
@@ -33,6 +32,7 @@ from digit_api.manifest import (
     manifest_json,
     verify_model_dir,
 )
+from digit_release.model import LiteRTModel
 from digit_training.data import load_dataset
 from digit_training.evaluate import compute_metrics, plot_confusion
 from digit_training.export import ExportError, check_parity, to_tflite

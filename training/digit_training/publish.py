@@ -1,6 +1,6 @@
 """Publish a verified release folder as the GitHub release `model-v<N>`, behind an evaluation gate.
 
-    python -m digit_training.publish RELEASE_DIR --repo OWNER/REPO [--min-accuracy 0.985]
+    digit-publish RELEASE_DIR --repo OWNER/REPO [--min-accuracy 0.985]
         [--tolerance 0.002] [--signing-key PATH] [--dry-run]
 
 GITHUB_TOKEN (needs contents: write) and GITHUB_API_URL (default https://api.github.com) come from
@@ -17,16 +17,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from digit_api.inference import ModelLoadError
-from digit_api.manifest import (
+from digit_release import github as api
+from digit_release import signing
+from digit_release.manifest import (
     KERAS_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -38,19 +36,16 @@ from digit_api.manifest import (
     format_sha256sums,
     manifest_json,
     parse_manifest,
+    tag_version,
     verify_model_dir,
 )
+from digit_release.model import ModelLoadError
 from digit_training.evaluate import evaluate_model_dir
 
 logger = logging.getLogger("digit_training.publish")
 
-API_VERSION = "2022-11-28"
-USER_AGENT = "digit-training-publish"
-TAG = re.compile(r"model-v([1-9][0-9]*)")
-REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
-MAX_PAGES = 10
-MAX_REDIRECTS = 5
-TIMEOUT = httpx.Timeout(30.0, write=300.0)
+# Listing and downloading a manifest are small; an upload of the model may take a while.
+REQUEST_DEADLINE = 300.0
 
 
 class Exit:
@@ -63,116 +58,8 @@ class PublishError(RuntimeError):
     """The release could not be published (network, HTTP status, unexpected answer)."""
 
 
-def _safe_url(url: httpx.URL | str) -> str:
-    """The URL for messages: no user info, no query (pre-signed storage URLs carry signatures)."""
-    url = httpx.URL(str(url))
-    port = f":{url.port}" if url.port else ""
-    return f"{url.scheme}://{url.host}{port}{url.path}"
-
-
-class GitHubReleases:
-    """The few Releases API calls a publisher makes: list, read an asset, create, upload, publish."""
-
-    def __init__(self, repo: str, api_url: str, token: str | None, client: httpx.Client | None = None) -> None:
-        if not REPO.fullmatch(repo) or repo.split("/")[1] in {".", ".."}:
-            raise ValueError(f"--repo must look like OWNER/REPO, got {repo!r}")
-        self.repo = repo
-        self.api_url = api_url.rstrip("/")
-        self._token = token or None
-        self._client = client or httpx.Client(timeout=TIMEOUT)
-
-    def __repr__(self) -> str:  # the default repr would show the token
-        return f"GitHubReleases({self.repo!r}, api_url={self.api_url!r})"
-
-    def close(self) -> None:
-        self._client.close()
-
-    def _headers(self, accept: str = "application/vnd.github+json", with_token: bool = True) -> dict[str, str]:
-        headers = {"Accept": accept, "X-GitHub-Api-Version": API_VERSION, "User-Agent": USER_AGENT}
-        if self._token and with_token:
-            headers["Authorization"] = f"Bearer {self._token}"
-        return headers
-
-    def _redact(self, text: str) -> str:
-        return text.replace(self._token, "***") if self._token else text
-
-    def _request(self, method: str, url: str, expect: int, **kwargs: Any) -> httpx.Response:
-        headers = {**self._headers(), **kwargs.pop("headers", {})}
-        try:
-            response = self._client.request(method, url, headers=headers, follow_redirects=False, **kwargs)
-        except httpx.HTTPError as error:
-            detail = self._redact(str(error)) or type(error).__name__
-            raise PublishError(f"{method} {_safe_url(url)} failed ({type(error).__name__}: {detail})") from None
-        if response.status_code != expect:
-            message = ""
-            try:
-                payload = response.json()
-                message = str(payload.get("message", ""))
-                if payload.get("errors"):
-                    message += f" {payload['errors']}"
-            except (ValueError, AttributeError):
-                pass
-            said = f": {self._redact(message[:300])}" if message else ""
-            hint = "; check GITHUB_TOKEN" if response.status_code in {401, 403} else ""
-            raise PublishError(f"{method} {_safe_url(url)} answered HTTP {response.status_code}{said}{hint}")
-        return response
-
-    def releases(self) -> list[dict[str, Any]]:
-        """Every release the token can see (drafts need push access), following `Link: next`."""
-        url: str | None = f"{self.api_url}/repos/{self.repo}/releases?per_page=100"
-        found: list[dict[str, Any]] = []
-        for _ in range(MAX_PAGES):
-            if url is None:
-                return found
-            response = self._request("GET", url, 200)
-            items = response.json()
-            if not isinstance(items, list):
-                raise PublishError(f"{_safe_url(url)} did not answer a list of releases")
-            found += [item for item in items if isinstance(item, dict)]
-            url = response.links.get("next", {}).get("url")
-        raise PublishError(f"more than {MAX_PAGES} pages of releases on {self.repo}")
-
-    def download_asset(self, url: str) -> bytes:
-        """An asset's bytes; GitHub redirects to pre-signed storage, which must not get the token."""
-        headers = self._headers("application/octet-stream")
-        for _ in range(MAX_REDIRECTS + 1):
-            try:
-                response = self._client.get(url, headers=headers, follow_redirects=False)
-            except httpx.HTTPError as error:
-                detail = self._redact(str(error)) or type(error).__name__
-                raise PublishError(f"GET {_safe_url(url)} failed ({type(error).__name__}: {detail})") from None
-            if response.is_redirect and response.headers.get("location"):
-                url = str(response.url.join(response.headers["location"]))
-                headers = self._headers("application/octet-stream", with_token=False)
-                continue
-            if response.status_code != 200:
-                raise PublishError(f"GET {_safe_url(url)} answered HTTP {response.status_code}")
-            return response.content
-        raise PublishError(f"more than {MAX_REDIRECTS} redirects downloading {_safe_url(url)}")
-
-    def create_draft(self, tag: str, name: str, body: str) -> dict[str, Any]:
-        payload = {"tag_name": tag, "name": name, "body": body, "draft": True, "prerelease": False}
-        return self._request("POST", f"{self.api_url}/repos/{self.repo}/releases", 201, json=payload).json()
-
-    def upload(self, upload_url: str, path: Path) -> None:
-        url = upload_url.split("{", 1)[0]  # the URI template: `.../assets{?name,label}`
-        self._request(
-            "POST",
-            url,
-            201,
-            params={"name": path.name},
-            content=path.read_bytes(),
-            headers={"Content-Type": "application/octet-stream"},
-        )
-
-    def publish(self, release_id: int) -> dict[str, Any]:
-        url = f"{self.api_url}/repos/{self.repo}/releases/{release_id}"
-        return self._request("PATCH", url, 200, json={"draft": False}).json()
-
-
 def version_of(tag: object) -> int | None:
-    match = TAG.fullmatch(tag) if isinstance(tag, str) else None
-    return int(match.group(1)) if match else None
+    return tag_version(tag) if isinstance(tag, str) else None
 
 
 def next_version(releases: list[dict[str, Any]]) -> int:
@@ -190,12 +77,16 @@ def in_service(releases: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(published, key=lambda r: version_of(r["tag_name"]) or 0, default=None)
 
 
-def service_accuracy(github: GitHubReleases, release: dict[str, Any]) -> float:
+def service_accuracy(github: api.GitHubClient, release: dict[str, Any]) -> float:
     asset = next((a for a in release.get("assets") or [] if a.get("name") == MANIFEST_NAME), None)
     if asset is None or not isinstance(asset.get("url"), str):
         raise PublishError(f"the release in service, {release['tag_name']}, has no {MANIFEST_NAME} asset")
+    with tempfile.TemporaryFile() as out, github.deadline(REQUEST_DEADLINE, "reading the manifest in service") as d:
+        github.download(asset["url"], out, MANIFEST_NAME, d, listed=asset.get("size"))
+        out.seek(0)
+        raw = out.read()
     try:
-        return parse_manifest(github.download_asset(asset["url"])).metrics.accuracy
+        return parse_manifest(raw).metrics.accuracy
     except ManifestError as exc:
         raise PublishError(f"{release['tag_name']}: {exc}") from None
 
@@ -231,32 +122,21 @@ def stage(release_dir: Path, staging: Path, version: int, signing_key: Path | No
     sums = {**manifest.files, MANIFEST_NAME: file_entry(staging / MANIFEST_NAME)}
     (staging / SUMS_NAME).write_text(format_sha256sums(sums), encoding="utf-8")
     if signing_key is not None:
-        (staging / SIGNATURE_NAME).write_text(sign(manifest_bytes, signing_key.read_bytes()), encoding="utf-8")
+        try:
+            signature = signing.sign(manifest_bytes, signing_key.read_bytes())
+        except signing.SignatureError as exc:
+            raise PublishError(str(exc)) from None
+        (staging / SIGNATURE_NAME).write_text(signature, encoding="utf-8")
     return verify_model_dir(staging, required=(TFLITE_NAME, KERAS_NAME))
 
 
-def sign(manifest: bytes, private_key_pem: bytes) -> str:
-    """`model.json.sig`: base64 of the Ed25519 signature, the format digit_poller.signing verifies."""
-    import base64  # noqa: PLC0415
-
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: PLC0415
-    from cryptography.hazmat.primitives.serialization import load_pem_private_key  # noqa: PLC0415
-
-    try:
-        key = load_pem_private_key(private_key_pem, password=None)
-    except (ValueError, TypeError) as exc:
-        raise PublishError(f"the signing key is not a PEM private key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
-        raise PublishError("the signing key is not an Ed25519 private key")
-    return base64.b64encode(key.sign(manifest)).decode() + "\n"
-
-
-def publish(args: argparse.Namespace, github: GitHubReleases) -> int:
+def publish(args: argparse.Namespace, github: api.GitHubClient) -> int:
     release_dir: Path = args.release_dir
     manifest = verify_model_dir(release_dir, required=(TFLITE_NAME, KERAS_NAME))
     logger.info("%s: verified %s (%s files)", release_dir, manifest.name, len(manifest.files))
 
-    releases = github.releases()
+    with github.deadline(REQUEST_DEADLINE, "listing releases") as deadline:
+        releases = github.list_releases(deadline)
     version = next_version(releases)
     serving = in_service(releases)
 
@@ -300,25 +180,28 @@ def publish(args: argparse.Namespace, github: GitHubReleases) -> int:
         # Created as a draft, published only once every asset is up. If an upload fails the draft
         # stays behind: the poller lists only published releases, so it never sees a partial one,
         # and the next run takes the next N (drafts count for numbering). Delete such drafts by hand.
-        draft = github.create_draft(staged.tag, f"{staged.name} {staged.tag}", release_notes(staged))
+        with github.deadline(REQUEST_DEADLINE, f"creating {staged.tag}") as deadline:
+            draft = github.create_draft(staged.tag, f"{staged.name} {staged.tag}", release_notes(staged), deadline)
         upload_url = draft.get("upload_url")
         if not isinstance(upload_url, str) or not isinstance(draft.get("id"), int):
             raise PublishError("the created release has no id or upload_url")
         for path in assets:
             logger.info("uploading %s (%d bytes)", path.name, path.stat().st_size)
             try:
-                github.upload(upload_url, path)
-            except PublishError:
+                with github.deadline(REQUEST_DEADLINE, f"uploading {path.name}") as deadline:
+                    github.upload(upload_url, path.name, path.read_bytes(), deadline)
+            except api.GitHubError:
                 logger.error("upload of %s failed; draft release %s is left unpublished", path.name, staged.tag)
                 raise
-        published = github.publish(draft["id"])
+        with github.deadline(REQUEST_DEADLINE, f"publishing {staged.tag}") as deadline:
+            published = github.publish(draft["id"], deadline)
     logger.info("published %s: %s", staged.tag, published.get("html_url", ""))
     return Exit.OK
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m digit_training.publish",
+        prog="digit-publish",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -344,13 +227,14 @@ def main(argv: list[str] | None = None) -> int:
     if token is None:
         logger.warning("GITHUB_TOKEN is not set: creating a release will fail, and drafts are not visible")
     try:
-        github = GitHubReleases(args.repo, os.environ.get("GITHUB_API_URL") or "https://api.github.com", token)
+        api_url = os.environ.get("GITHUB_API_URL") or api.DEFAULT_API_URL
+        github = api.GitHubClient(args.repo, api_url, token, user_agent="digit-publish", timeout=30.0)
     except ValueError as exc:
-        logger.error("%s", exc)
+        logger.error("--repo: %s", exc)
         return Exit.ERROR
     try:
         return publish(args, github)
-    except (PublishError, ManifestError, ModelLoadError, OSError) as exc:
+    except (PublishError, api.GitHubError, ManifestError, ModelLoadError, OSError) as exc:
         logger.error("not published: %s", exc)
         return Exit.ERROR
     finally:

@@ -16,14 +16,16 @@ from types import SimpleNamespace
 
 import pytest
 import yaml
-from tooling import automation_test_module
+
+from digit_testing import releases
 
 pytest.importorskip("azure.ai.ml", reason="the Azure ML SDK: pip install -r automation/requirements-azure.txt")
 
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Command, Model
 
-from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, Runner, read_manifest, verify_model_dir
+from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, Runner, read_manifest, verify_model_dir
+from digit_release.azure import WORKSPACE_VARIABLES
 from digit_training import azureml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,16 +35,16 @@ MODEL = "mnist-cnn"
 pytestmark = pytest.mark.filterwarnings("ignore:The `context` parameter is deprecated")
 
 
-releases = automation_test_module("releases")
-
-
 def pinned_requirements(path: Path) -> list[str]:
-    """The `name==version` lines of a requirements file, following `-r` includes."""
+    """The `name==version` lines of a requirements file, following the release package and its extras."""
     found = []
     for raw in path.read_text().splitlines():
         line = raw.split("#", 1)[0].strip()
-        if line.startswith("-r "):
-            found += pinned_requirements(path.parent / line[3:].strip())
+        if line.startswith("digit-release"):
+            release = REPO / "release"
+            extras = line.partition("[")[2].rstrip("]").split(",") if "[" in line else []
+            for name in ["requirements.txt", *(f"requirements-{extra.strip()}.txt" for extra in extras if extra)]:
+                found += pinned_requirements(release / name)
         elif line:
             found.append(line)
     return found
@@ -57,9 +59,13 @@ def job() -> Command:
 
 
 def test_job_runs_the_local_training_entry_point(job: Command) -> None:
-    words = job.command.split()
-    assert words[:3] == ["python", "-m", "digit_training"]
-    options = dict(zip(words[3::2], words[4::2], strict=False))
+    install, run = job.command.split(" && ")
+    # The local packages from the code snapshot, without dependencies: the conda environment pins those.
+    assert install.split()[:6] == ["python", "-m", "pip", "install", "--quiet", "--no-deps"]
+    assert {"./release", "./training"} <= set(install.split())
+    words = run.split()
+    assert words[0] == "digit-train"  # the console script of digit_training.__main__:main, as `make train` runs
+    options = dict(zip(words[1::2], words[2::2], strict=False))
     assert options["--params"] == "${{inputs.params}}"
     assert options["--out"] == "${{outputs.release}}"
     assert options["--data"] == "bundled"
@@ -82,12 +88,9 @@ def test_job_inputs_outputs_compute_and_names(job: Command) -> None:
 def test_job_environment_variables(job: Command) -> None:
     env = job.environment_variables
     assert env["CODE_REVISION"] == "abc123"
-    paths = env["PYTHONPATH"].split(":")
-    # digit_training lives in training/, digit_api in api/ of the snapshot (the job's working directory).
-    assert "training" in paths
-    assert "api" in paths
-    assert (REPO / "training" / "digit_training" / "__main__.py").is_file()
-    assert (REPO / "api" / "digit_api" / "manifest.py").is_file()
+    assert "PYTHONPATH" not in env  # the packages are installed from the snapshot: no hand-set path
+    assert (REPO / "training" / "pyproject.toml").is_file()
+    assert (REPO / "release" / "pyproject.toml").is_file()
 
 
 def test_job_environment_has_the_training_pins(job: Command) -> None:
@@ -106,7 +109,7 @@ def test_code_snapshot_is_the_repository_minus_amlignore(job: Command) -> None:
     ignored = {line.strip().strip("/") for line in (REPO / ".amlignore").read_text().splitlines()}
     expected = {".venv", ".git", "build", "node_modules", "report-images", "tests", "frontend", "kubernetes"}
     assert expected <= ignored
-    assert not {"training", "api"} & ignored
+    assert not {"training", "release"} & ignored
 
 
 def test_job_rejects_bad_arguments(tmp_path: Path) -> None:
@@ -121,13 +124,13 @@ def test_show_prints_the_job_as_yaml(capsys: pytest.CaptureFixture[str]) -> None
     assert azureml.main(["show", "--compute", "cpu-cluster"]) == 0
     shown = yaml.safe_load(capsys.readouterr().out)
     assert shown["compute"].endswith("cpu-cluster")
-    assert shown["component"]["command"].startswith("python -m digit_training --params ${{inputs.params}}")
+    assert "&& digit-train --params ${{inputs.params}}" in shown["component"]["command"]
 
 
 def test_submit_without_workspace_variables_exits_2(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    for name in azureml.WORKSPACE_VARIABLES:
+    for name in WORKSPACE_VARIABLES:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AZURE_ML_WORKSPACE", "ws")
     with pytest.raises(SystemExit) as exit_info:

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digit_api.inference import LiteRTModel
-from digit_api.manifest import KERAS_NAME, MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, verify_model_dir
+from digit_release.manifest import KERAS_NAME, MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, verify_model_dir
+from digit_release.model import LiteRTModel
 from digit_training.__main__ import EXIT_BAD_INPUT, EXIT_OK, main
 from digit_training.data import held_out
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from tooling import automation_test_module
 
-from digit_api.manifest import (
+from digit_poller.sources.github import GitHubSource
+from digit_release import signing
+from digit_release.manifest import (
     KERAS_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -25,17 +26,13 @@ from digit_api.manifest import (
     read_manifest,
     verify_model_dir,
 )
-from digit_poller import signing
-from digit_poller.sources.github import GitHubSource
+from digit_testing import github_server as github_server_module
+from digit_testing import releases as releases_module
 from digit_training.publish import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SHIPPED = REPO_ROOT / "api" / "models"
 TOKEN = "ghp_publishTestToken0123456789abcdefXYZ"  # noqa: S105 - a test token
-
-
-github_server_module = automation_test_module("github_server")
-releases_module = automation_test_module("releases")
 
 
 @pytest.fixture

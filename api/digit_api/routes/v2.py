@@ -13,8 +13,8 @@ from pydantic import TypeAdapter
 
 from digit_api.config import MAX_BATCH
 from digit_api.deps import Model, ServingDep, Store, json_body, openapi_body
-from digit_api.inference import LiteRTModel
 from digit_api.schemas import V2Error, V2InferRequest, V2InferResponse, V2Tensor
+from digit_release.model import LiteRTModel
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 INFER_BODY = TypeAdapter(V2InferRequest)

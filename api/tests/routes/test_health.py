@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from digit_api.manifest import TFLITE_NAME
+from digit_release.manifest import TFLITE_NAME
 
 
 def test_health_ready_and_model(client, shipped_model_dir: Path) -> None:

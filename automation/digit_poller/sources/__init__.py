@@ -21,12 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from digit_api.manifest import TAG_PATTERN, tag_version
+from digit_release.manifest import RELEASE_FILES, tag_version
 
-TAG = TAG_PATTERN
+__all__ = ["RELEASE_FILES", "BadRelease", "RateLimited", "Release", "ReleaseSource", "SourceError"]
 
-# Files a release may carry; anything else it lists is ignored, never downloaded.
-RELEASE_FILES = ("model.tflite", "model.keras", "model.json", "SHA256SUMS", "model.json.sig")
 # A cap on any one file, so a hostile or broken release cannot fill the disk.
 MAX_FILE_BYTES = 64 * 1024 * 1024
 

@@ -26,7 +26,6 @@ SourceError when the source is used (the poller logs it and the next run tries a
 from __future__ import annotations
 
 import logging
-import os
 import re
 import shutil
 import tempfile
@@ -35,14 +34,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from digit_release import azure
+
 from . import MAX_FILE_BYTES, RELEASE_FILES, BadRelease, Release, SourceError, fingerprint, version_of, with_deadline
 
 log = logging.getLogger(__name__)
 
-WORKSPACE_VARIABLES = ("AZURE_SUBSCRIPTION_ID", "AZURE_RESOURCE_GROUP", "AZURE_ML_WORKSPACE")
 STAGE_TAG = "stage"
 UNPUBLISHED_STAGES = frozenset({"draft", "prerelease", "pre-release"})
-MANIFEST = "model.json"
 MAX_MESSAGE = 400
 
 # Query strings of URLs (SAS tokens live there) and key=value secrets that storage errors can quote.
@@ -86,21 +85,6 @@ def _azure_errors(action: str) -> Iterator[None]:
         raise SourceError(f"{action}: {_describe(exc)}") from None  # no chained traceback quoting request details
 
 
-def _release_folder(root: Path, what: str) -> Path:
-    """The one folder under `root` that holds model.json, whatever nesting the SDK used."""
-    found = sorted(
-        Path(folder)
-        for folder, _dirs, files in os.walk(root)
-        if MANIFEST in files and (Path(folder) / MANIFEST).is_file() and not (Path(folder) / MANIFEST).is_symlink()
-    )
-    if not found:
-        raise SourceError(f"{what}: the downloaded model holds no {MANIFEST}")
-    if len(found) > 1:
-        where = ", ".join(str(folder.relative_to(root)) for folder in found)
-        raise SourceError(f"{what}: the downloaded model holds more than one {MANIFEST} ({where})")
-    return found[0]
-
-
 class AzureMLSource:
     """`ReleaseSource` over `MLClient.models.list(name=...)` and `MLClient.models.download(...)`."""
 
@@ -130,10 +114,10 @@ class AzureMLSource:
     def _workspace_client(self) -> Any:
         """The given client, or the real MLClient built on first use from the environment."""
         if self._client is None:
-            missing = [name for name in WORKSPACE_VARIABLES if not os.environ.get(name, "").strip()]
-            if missing:
-                raise SourceError(f"{self.name}: set {', '.join(missing)} (the Azure ML workspace to read models from)")
-            subscription, group, workspace = (os.environ[name].strip() for name in WORKSPACE_VARIABLES)
+            try:
+                subscription, group, workspace = azure.workspace_from_env()
+            except azure.AzureSetupError as exc:
+                raise SourceError(f"{self.name}: {exc} to read models from") from None
             with _azure_errors(f"{self.name}: cannot connect to workspace {workspace}"):
                 self._client = self._ml_client(
                     credential=self._credential(),
@@ -183,7 +167,10 @@ class AzureMLSource:
                     client.models.download(name=self.model_name, version=str(release.version), download_path=tmp)
 
             with_deadline(fetch, self.download_deadline, f"{what}: download")
-            folder = _release_folder(Path(tmp), what)
+            try:
+                folder = azure.release_folder(Path(tmp))
+            except azure.AzureSetupError as exc:
+                raise SourceError(f"{what}: {exc}") from None
             for name in RELEASE_FILES:
                 path = folder / name
                 if path.is_symlink() or not path.is_file():

@@ -18,18 +18,17 @@ from typing import Any
 
 import pytest
 
-from digit_api.manifest import (
+from digit_poller.config import PollerConfig
+from digit_poller.poller import Exit, poll
+from digit_poller.sources import RELEASE_FILES, Release, SourceError, azureml
+from digit_poller.sources.azureml import AzureMLSource
+from digit_release.manifest import (
     MANIFEST_NAME,
     SUMS_NAME,
     TFLITE_NAME,
     verify_model_dir,
 )
-from digit_poller.config import PollerConfig
-from digit_poller.poller import Exit, poll
-from digit_poller.sources import RELEASE_FILES, Release, SourceError, azureml
-from digit_poller.sources.azureml import AzureMLSource
-
-from ..releases import IDENTITY, git, make_world, write_release
+from digit_testing.releases import IDENTITY, git, make_world, write_release
 
 REPO = Path(__file__).resolve().parents[3]
 SHIPPED = REPO / "api" / "models"

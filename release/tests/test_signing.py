@@ -7,9 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from digit_poller import signing
-
-from .releases import write_release
+from digit_release import signing
+from digit_testing.releases import write_release
 
 
 def test_generate_sign_verify(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -1,4 +1,11 @@
-"""Ed25519 signatures of the manifest: `model.json.sig` holds base64 of the signature over model.json's bytes."""
+"""Ed25519 signatures of the manifest: `model.json.sig` holds base64 of the signature over model.json's bytes.
+
+    digit-sign generate --private-key release-key.pem   # prints the public key for MODEL_PUBLIC_KEY
+    digit-sign sign RELEASE_DIR --private-key release-key.pem
+    digit-sign verify RELEASE_DIR --public-key KEY
+
+The publisher signs with `sign`, the poller checks with `verify`: one format, one place.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +26,7 @@ from cryptography.hazmat.primitives.serialization import (
     load_pem_public_key,
 )
 
-SIGNATURE_NAME = "model.json.sig"
+from digit_release.manifest import MANIFEST_NAME, SIGNATURE_NAME
 
 
 class SignatureError(ValueError):
@@ -43,7 +50,11 @@ def load_public_key(text: str) -> Ed25519PublicKey:
 
 
 def sign(manifest: bytes, private_key_pem: bytes) -> str:
-    key = load_pem_private_key(private_key_pem, password=None)
+    """The content of `model.json.sig` for `manifest`: base64 of the Ed25519 signature, one line."""
+    try:
+        key = load_pem_private_key(private_key_pem, password=None)
+    except (ValueError, TypeError) as exc:
+        raise SignatureError(f"the signing key is not a PEM private key: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise SignatureError("the signing key is not an Ed25519 private key")
     return base64.b64encode(key.sign(manifest)).decode() + "\n"
@@ -53,7 +64,8 @@ def verify(manifest: bytes, signature_text: str, key: Ed25519PublicKey) -> None:
     try:
         key.verify(base64.b64decode(signature_text.strip(), validate=True), manifest)
     except (InvalidSignature, binascii.Error, ValueError):
-        raise SignatureError(f"{SIGNATURE_NAME} is not a valid signature of model.json by MODEL_PUBLIC_KEY") from None
+        what = f"{SIGNATURE_NAME} is not a valid signature of {MANIFEST_NAME}"
+        raise SignatureError(f"{what} by MODEL_PUBLIC_KEY") from None
 
 
 def generate() -> tuple[bytes, str]:
@@ -65,8 +77,8 @@ def generate() -> tuple[bytes, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m digit_poller.signing generate|sign|verify`: the key tool matching what the poller checks."""
-    parser = argparse.ArgumentParser(prog="python -m digit_poller.signing", description=main.__doc__)
+    """`digit-sign generate|sign|verify`: the key tool matching what the poller checks."""
+    parser = argparse.ArgumentParser(prog="digit-sign", description=main.__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     new = commands.add_parser("generate", help="write a new private key (mode 0600) and print the public key")
     new.add_argument("--private-key", type=Path, required=True, help="where to write the PEM private key")
@@ -87,11 +99,11 @@ def main(argv: list[str] | None = None) -> int:
             args.private_key.write_bytes(pem)
             print(public)
         elif args.command == "sign":
-            manifest = (args.release_dir / "model.json").read_bytes()
+            manifest = (args.release_dir / MANIFEST_NAME).read_bytes()
             (args.release_dir / SIGNATURE_NAME).write_text(sign(manifest, args.private_key.read_bytes()))
-            print(f"signed {args.release_dir / 'model.json'}")
+            print(f"signed {args.release_dir / MANIFEST_NAME}")
         else:
-            manifest = (args.release_dir / "model.json").read_bytes()
+            manifest = (args.release_dir / MANIFEST_NAME).read_bytes()
             verify(manifest, (args.release_dir / SIGNATURE_NAME).read_text(), load_public_key(args.public_key))
             print("signature OK")
     except (OSError, SignatureError) as exc:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from digit_api.manifest import (
+from digit_release.manifest import (
     MANIFEST_NAME,
     SUMS_NAME,
     TFLITE_NAME,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from digit_api.manifest import TFLITE_NAME, ManifestError, ModelManifest, read_manifest
+from digit_release.manifest import TFLITE_NAME, ManifestError, ModelManifest, read_manifest
 
 PIXELS = 28 * 28
 

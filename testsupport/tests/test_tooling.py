@@ -1,9 +1,10 @@
-"""tests/tooling.py: the rule for system tools the tests drive (skip outside CI, fail in CI)."""
+"""digit_testing.tooling: the rule for system tools the tests drive (skip outside CI, fail in CI)."""
 
 from __future__ import annotations
 
 import pytest
-from tooling import require_tool as require
+
+from digit_testing.tooling import require_tool as require
 
 
 def test_a_missing_tool_skips_outside_ci_and_names_the_install(monkeypatch: pytest.MonkeyPatch) -> None:

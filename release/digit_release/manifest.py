@@ -1,4 +1,4 @@
-"""The model release format of DESIGN.md: the `model.json` manifest and its checksums.
+"""The model release format of DESIGN.md: names, tags, the `model.json` manifest and its checksums.
 
 One definition shared by everything that writes or reads a model folder: training writes it,
 the API verifies it before serving, the poller verifies it before committing. Standard library
@@ -23,6 +23,12 @@ SUMS_NAME = "SHA256SUMS"
 TFLITE_NAME = "model.tflite"
 KERAS_NAME = "model.keras"
 SIGNATURE_NAME = "model.json.sig"
+# Every file a release may carry; anything else a source lists is ignored, never downloaded.
+RELEASE_FILES = (TFLITE_NAME, KERAS_NAME, MANIFEST_NAME, SUMS_NAME, SIGNATURE_NAME)
+# The model's name in manifests and in the Azure ML registry, and the Open Inference Protocol's.
+MODEL_NAME = "mnist-cnn"
+# Where the repository keeps the model in service (model.tflite and model.json), relative to its root.
+SERVED_PATH = "api/models"
 
 # The release tag is `model-v<N>`; the manifest carries N as a string so that the API can
 # report it verbatim as `model_version`, and order is always by int(N), never by date.
