@@ -7,7 +7,6 @@ the model version, the error box. The same tests write the screenshots the READM
 from __future__ import annotations
 
 import os
-
 import re
 from pathlib import Path
 

@@ -24,8 +24,8 @@ pytest.importorskip("azure.ai.ml", reason="the Azure ML SDK: pip install -r auto
 from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Command, Model
 
-from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, Runner, read_manifest, verify_model_dir
 from digit_release.azure import WORKSPACE_VARIABLES
+from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, Runner, read_manifest, verify_model_dir
 from digit_training import azureml
 
 REPO = Path(__file__).resolve().parents[2]
