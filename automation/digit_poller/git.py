@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from digit_poller import crashpoints
 from digit_release.manifest import SERVED_PATH, write_atomic
@@ -145,14 +146,14 @@ class Clone:
             raise GitError(f"{self.path} is not clean at {self.upstream} after the run: the next run puts it back")
         self.journal_path.unlink(missing_ok=True)
 
-    def _journal(self) -> dict | None:
+    def _journal(self) -> dict[str, Any] | None:
         try:
             entry = json.loads(self.journal_path.read_text())
         except FileNotFoundError:
             return None
         except (OSError, ValueError):
             entry = {}  # written atomically, so this is damage, not a half-write: recover all the same
-        return entry if isinstance(entry, dict) else {}
+        return dict(entry) if isinstance(entry, dict) else {}
 
     # --- getting the clone to the remote's branch ------------------------------------------------
 
@@ -181,7 +182,7 @@ class Clone:
         self.git("checkout", "--quiet", "-B", self.branch, self.upstream)
         self.settle()
 
-    def _recover(self, journal: dict) -> None:
+    def _recover(self, journal: dict[str, Any]) -> None:
         logger.warning(
             "a run was interrupted during %s (pid %s, %s): putting the clone back to %s",
             journal.get("operation", "an unknown step"),

@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
+from typing import Any
 
 from digit_poller import crashpoints
 from digit_poller.config import PollerConfig
@@ -85,7 +86,7 @@ class StateError(RuntimeError):
     """The poller's state file exists but cannot be read: guessing "no pin" could undo a rollback."""
 
 
-def read_state(state_dir: Path) -> dict:
+def read_state(state_dir: Path) -> dict[str, Any]:
     path = state_dir / "state.json"
     try:
         state = json.loads(path.read_text())
@@ -98,7 +99,7 @@ def read_state(state_dir: Path) -> dict:
     return state
 
 
-def write_state(state_dir: Path, state: dict) -> None:
+def write_state(state_dir: Path, state: dict[str, Any]) -> None:
     write_atomic(state_dir / "state.json", (json.dumps(state, indent=2, sort_keys=True) + "\n").encode())
 
 
@@ -225,7 +226,9 @@ def _clock(epoch: float) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
 
 
-def _poll_source(config: PollerConfig, source: ReleaseSource, request: Request, clone: Clone, state: dict) -> Exit:
+def _poll_source(
+    config: PollerConfig, source: ReleaseSource, request: Request, clone: Clone, state: dict[str, Any]
+) -> Exit:
     if request.dry_run:
         clone.fetch()  # a dry run reads the remote and changes nothing, not even the clone
         if clone.journal_path.exists():
@@ -238,7 +241,7 @@ def _poll_source(config: PollerConfig, source: ReleaseSource, request: Request, 
     to_try = candidates(releases, current_version, request, state.get("pinned"))
     pins = request.pin is not None or request.rollback or request.unpin
     follows_latest = not pins and state.get("pinned") is None
-    remembered = state.get("rejected") if isinstance(state.get("rejected"), dict) else {}
+    remembered: dict[str, Any] = state["rejected"] if isinstance(state.get("rejected"), dict) else {}
     if follows_latest:
         to_try = [r for r in to_try if not _still_rejected(config, current, r, remembered.get(r.tag))]
     if not to_try:

@@ -11,6 +11,7 @@ from digit_release.data import DataError
 from digit_release.evaluate import evaluate_model_dir
 from digit_release.manifest import (
     MANIFEST_NAME,
+    SIGNATURE_NAME,
     ManifestError,
     Metrics,
     ModelManifest,
@@ -101,10 +102,10 @@ def verify_candidate(
     except ManifestError as exc:
         raise Rejected(f"integrity: {exc}") from None
     if public_key is not None:
-        signature = folder / signing.SIGNATURE_NAME
+        signature = folder / SIGNATURE_NAME
         if not signature.is_file():
             raise Rejected(
-                f"signature: the release has no {signing.SIGNATURE_NAME} and MODEL_PUBLIC_KEY is set", ("public_key",)
+                f"signature: the release has no {SIGNATURE_NAME} and MODEL_PUBLIC_KEY is set", ("public_key",)
             )
         try:
             key = signing.load_public_key(public_key)

@@ -339,7 +339,7 @@ class GitHubClient:
 
     def create_draft(self, tag: str, name: str, body: str, deadline: Deadline) -> dict[str, Any]:
         payload = {"tag_name": tag, "name": name, "body": body, "draft": True, "prerelease": False}
-        return self.request("POST", self.releases_url, 201, deadline, json=payload)
+        return dict(self.request("POST", self.releases_url, 201, deadline, json=payload))
 
     def upload(self, upload_url: str, file_name: str, content: bytes, deadline: Deadline) -> None:
         url = upload_url.split("{", 1)[0]  # the URI template: `.../assets{?name,label}`
@@ -347,7 +347,7 @@ class GitHubClient:
         self.request("POST", url, 201, deadline, params={"name": file_name}, content=content, headers=headers)
 
     def publish(self, release_id: int, deadline: Deadline) -> dict[str, Any]:
-        return self.request("PATCH", f"{self.releases_url}/{release_id}", 200, deadline, json={"draft": False})
+        return dict(self.request("PATCH", f"{self.releases_url}/{release_id}", 200, deadline, json={"draft": False}))
 
     # --- errors --------------------------------------------------------------------------------
 
@@ -396,7 +396,7 @@ class GitHubClient:
                 return max(0.0, float(value))
             except ValueError:
                 with contextlib.suppress(TypeError, ValueError):
-                    return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
+                    return max(0.0, float(email.utils.parsedate_to_datetime(value).timestamp()) - time.time())
         if headers.get("x-ratelimit-remaining") == "0":
             with contextlib.suppress(TypeError, ValueError):
                 # +1: the reset time is whole seconds; asking again in the same second fails again

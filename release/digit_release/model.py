@@ -40,7 +40,7 @@ class _Runner:
             self.batch = len(x)
         self.interpreter.set_tensor(self.input, x)
         self.interpreter.invoke()
-        return self.interpreter.get_tensor(self.output).copy()
+        return np.array(self.interpreter.get_tensor(self.output), copy=True)
 
 
 class LiteRTModel:

@@ -41,7 +41,7 @@ def coverage(height: int, width: int, inside: Any, samples: int = 4) -> np.ndarr
     xs = (np.arange(width)[:, None] + offsets[None, :]).reshape(-1)
     hits = inside(ys[:, None], xs[None, :]).astype(np.float64)
     fraction = hits.reshape(height, samples, width, samples).mean(axis=(1, 3))
-    return np.rint(fraction * 255).astype(np.int64)
+    return np.asarray(np.rint(fraction * 255), dtype=np.int64)
 
 
 def upscale(digit: np.ndarray, factor: int = 10) -> np.ndarray:

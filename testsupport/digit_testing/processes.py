@@ -22,15 +22,15 @@ class NotStarted(RuntimeError):
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 30, status: int = 200) -> None:
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, status: int = 200) -> None:
     """Until `url` answers `status`; NotStarted (with the log's tail) if the process dies or time runs out."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise NotStarted(f"{process.args[0]} exited with {process.returncode}; log:\n{log.read_text()[-3000:]}")
+            raise NotStarted(f"{process.args!r} exited with {process.returncode}; log:\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(url, timeout=1).status_code == status:
                 return
@@ -40,7 +40,7 @@ def wait_for(url: str, process: subprocess.Popen, log: Path, timeout: float = 30
     raise NotStarted(f"{url} never answered {status}; log:\n{log.read_text()[-3000:]}")
 
 
-def stop(process: subprocess.Popen) -> None:
+def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is None:
         process.terminate()
         try:
@@ -54,7 +54,7 @@ def stop(process: subprocess.Popen) -> None:
 class RunningApi:
     url: str
     log: Path
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
 
     def read_log(self) -> str:
         return self.log.read_text(errors="replace")
@@ -62,9 +62,10 @@ class RunningApi:
     def version(self) -> str | None:
         """The model_version /readyz reports, or None while it does not answer."""
         try:
-            return httpx.get(f"{self.url}/readyz", timeout=1).json().get("model_version")
+            version = httpx.get(f"{self.url}/readyz", timeout=1).json().get("model_version")
         except (httpx.TransportError, ValueError):
             return None
+        return str(version) if version is not None else None
 
     def wait_for_version(self, version: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout

@@ -46,7 +46,7 @@ def git(cwd: Path, *args: str) -> str:
     return subprocess.run(["git", "-C", str(cwd), *args], capture_output=True, text=True, check=True).stdout
 
 
-def write_release(folder: Path, version: int, tflite: bytes | None = None, **manifest_changes) -> Path:
+def write_release(folder: Path, version: int, tflite: bytes | None = None, **manifest_changes: object) -> Path:
     """Write a release into `folder`: model.tflite, model.json (version N), SHA256SUMS."""
     folder.mkdir(parents=True, exist_ok=True)
     (folder / TFLITE_NAME).write_bytes(tflite if tflite is not None else (SHIPPED / TFLITE_NAME).read_bytes())

@@ -23,6 +23,7 @@ import tempfile
 import zipfile
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -108,7 +109,7 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def build(
     tarball: Path, out_dir: Path, expected_sha256: str | None = TARBALL_SHA256, test_size: int = TEST_SIZE
-) -> dict:
+) -> dict[str, Any]:
     """Convert `tarball` into `out_dir`/mnist.npz with its provenance and licence; return the provenance."""
     raw = tarball.read_bytes()
     tar_sha256 = hashlib.sha256(raw).hexdigest()

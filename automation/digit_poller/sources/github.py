@@ -171,7 +171,7 @@ class GitHubSource:
             state = json.loads(self._state_file.read_text(encoding="utf-8"))
             if state.get("format") != STATE_FORMAT or not isinstance(state.get("pages"), dict):
                 raise ValueError("unknown format")
-            pages = state["pages"]
+            pages: dict[str, dict[str, Any]] = state["pages"]
             for page in pages.values():
                 for item in page["releases"]:
                     if version_of(item["tag"]) != item["version"] or not isinstance(item["assets"], dict):
