@@ -9,6 +9,10 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip install --quiet --disable-pip-version-check
+# The components' build backend lives in the venv itself, so their editable installs need no
+# isolated build environment each (several seconds of every fresh `make run`).
+BUILD_BACKEND := setuptools==80.9.0
+INSTALL := $(PIP) --no-build-isolation
 # A stage is re-installed when any of its packaging files changes.
 SERVE_FILES := release/pyproject.toml release/requirements.txt api/pyproject.toml api/requirements.txt
 TRAIN_FILES := $(SERVE_FILES) release/requirements-signing.txt release/requirements-github.txt \
@@ -35,18 +39,19 @@ help: ## list the targets
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
+	$(PIP) $(BUILD_BACKEND)
 
 $(VENV)/.serve: $(SERVE_FILES) | $(PY)
-	$(PIP) -e ./release -e ./api
+	$(INSTALL) -e ./release -e ./api
 	touch $@
 
 $(VENV)/.train: $(TRAIN_FILES) $(VENV)/.serve
-	$(PIP) -e './release[signing,github]' -e ./training
+	$(INSTALL) -e './release[signing,github]' -e ./training
 	touch $@
 
 # The Azure extra is installed too: the job definition and the registry source are tested with the real SDK.
 $(VENV)/.dev: $(DEV_FILES) $(VENV)/.train
-	$(PIP) -e './release[signing,github,azure]' -e './training[azure]' -e './automation[azure]' -e ./testsupport \
+	$(INSTALL) -e './release[signing,github,azure]' -e './training[azure]' -e './automation[azure]' -e ./testsupport \
 		-r requirements-dev.txt
 	touch $@
 
