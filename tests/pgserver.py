@@ -96,7 +96,7 @@ class PostgresServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def create_database(self, name: str) -> str:
-        import psycopg  # noqa: PLC0415
+        import psycopg
 
         with psycopg.connect(
             host="127.0.0.1", port=self.port, user=self.role, password=self.password, dbname="postgres", autocommit=True

@@ -18,10 +18,10 @@ from fastapi_offline import FastAPIOffline
 
 from digit_api import errors
 from digit_api.config import MAX_BATCH, MAX_BODY_BYTES, Settings, get_settings
+from digit_api.feedback_store import FeedbackStore, FeedbackUnavailable
 from digit_api.logs import configure_logging
 from digit_api.metrics import Metrics
 from digit_api.middleware import ServiceMiddleware
-from digit_api.feedback_store import FeedbackStore, FeedbackUnavailable
 from digit_api.routes import feedback, health, predict, v2
 from digit_api.store import ModelStore
 
@@ -55,7 +55,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watcher = asyncio.create_task(store.watch(settings.reload_interval)) if settings.reload_interval else None
         # The schema is brought up to date in the background (the first /feedback does it too if
         # this has not finished): the service is ready as soon as its model is, database or not.
-        schema = asyncio.create_task(prepare_feedback(feedback_store))
+        # A SQLite file is made by the first verdict, so a service that never gets one leaves none behind.
+        schema = asyncio.create_task(prepare_feedback(feedback_store)) if feedback_store.backend != "sqlite" else None
         try:
             yield
         finally:

@@ -74,7 +74,13 @@ def start_service(tmp_path: Path):
     def start(model_dir: Path, **env: str) -> tuple[str, callable]:
         port = free_port()
         log = tmp_path / f"service-{port}.log"
-        settings = {"PORT": str(port), "MODEL_DIR": str(model_dir), "LOG_LEVEL": "info", **env}
+        settings = {
+            "PORT": str(port),
+            "MODEL_DIR": str(model_dir),
+            "LOG_LEVEL": "info",
+            "DATABASE_URL": f"sqlite:///{tmp_path / 'feedback.sqlite3'}",
+            **env,
+        }
         with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the service
             process = subprocess.Popen(
                 [sys.executable, "-m", "digit_api"],

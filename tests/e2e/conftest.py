@@ -24,7 +24,13 @@ class Service:
 def start_api(log_dir: Path, **env: str) -> Service:
     port = free_port()
     log = log_dir / f"api-{port}.log"
-    settings = {"HOST": "127.0.0.1", "PORT": str(port), "MODEL_DIR": str(REPO / "api" / "models"), **env}
+    settings = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "MODEL_DIR": str(REPO / "api" / "models"),
+        "DATABASE_URL": f"sqlite:///{log_dir / f'feedback-{port}.sqlite3'}",
+        **env,
+    }
     with open(log, "wb") as out:  # a file, not a pipe, which would fill up and stall the service
         process = subprocess.Popen(
             [sys.executable, "-m", "digit_api"], env={**os.environ, **settings}, stdout=out, stderr=subprocess.STDOUT

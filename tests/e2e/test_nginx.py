@@ -70,6 +70,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         "HOST": "127.0.0.1",
         "PORT": str(port),
         "MODEL_DIR": str(REPO / "api" / "models"),
+        "DATABASE_URL": f"sqlite:///{log.parent / 'feedback.sqlite3'}",
         "LOG_LEVEL": "debug",
         "PYTHONUNBUFFERED": "1",  # each log line in the file as it is written
     }

@@ -64,6 +64,7 @@ async def in_database_thread(request: Request, call, *args, **kwargs):
 async def post_feedback(
     body: Annotated[FeedbackIn, Depends(json_body(FEEDBACK_BODY))],
     model: Model,
+    *,
     feedback: FeedbackStoreDep,
     metrics: MetricsDep,
     request: Request,
