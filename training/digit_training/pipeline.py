@@ -116,7 +116,12 @@ def run(config: RunConfig) -> ModelManifest:
             metrics=metrics,
             training=TrainingInfo(
                 params=params.model_dump(mode="json"),
-                dataset=DatasetRef(id=dataset.id, sha256=dataset.sha256, train_size=len(x_train)),
+                dataset=DatasetRef(
+                    id=dataset.id,
+                    sha256=dataset.sha256,
+                    # The data set's own digits; the feedback sets' are counted below.
+                    train_size=len(x_train) - sum(len(d.x_train) for d in feedback_data),
+                ),
                 code_revision=revision,
                 runner=runner(),
                 frameworks={
