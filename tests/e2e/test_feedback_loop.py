@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from playwright.sync_api import expect
 from PIL import Image
+from playwright.sync_api import expect
 
 from digit_api.manifest import KERAS_NAME, TFLITE_NAME, verify_model_dir
 
@@ -41,44 +41,41 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         server.destroy()
 
 
-def test_corrections_drawn_in_the_browser_reach_the_next_model(browser, database_url: str, tmp_path: Path) -> None:  # noqa: F811
-    from digit_training.__main__ import main as train
+# Each digit the page knows how to draw, and what the person says it is: the 3 and the 7 are
+# "corrected" to what someone insists on, the 4 is labelled 9 by a troll, the rest are confirmed.
+GIVEN = {0: 0, 1: 1, 2: 2, 3: 8, 4: 9, 7: 1}
+
+
+def give_verdicts(browser, url: str) -> dict[int, dict]:  # noqa: F811
+    """Draw each digit in Chromium, wait for the answer, give the verdict; the API's answers by digit."""
+    verdicts = {}
+    context = browser.new_context(viewport={"width": 900, "height": 720}, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(url + "/")
+    expect(page.locator("#model-version")).to_have_text("1")
+    for digit, label in GIVEN.items():
+        page.keyboard.press("Escape")  # a clean canvas for each drawing
+        draw(page, DIGITS[digit])
+        wait_for_digit(page, digit)
+        page.wait_for_timeout(250)  # the answer to the lifted pen is the one on screen
+        with page.expect_response("**/api/feedback") as answer:
+            if label == digit:
+                page.locator("#confirm").click()
+            else:
+                page.keyboard.press(str(label))
+        assert answer.value.status == 201, answer.value.text()
+        verdicts[digit] = answer.value.json()
+        expect(page.locator("#thanks")).to_contain_text("Thanks!")
+    expect(page.locator("#thanks")).to_contain_text("Model 1 has heard 6 verdicts: 3 confirmed, 3 corrected")
+    context.close()
+    return verdicts
+
+
+def review(database_url: str, verdicts: dict[int, dict], tmp_path: Path) -> dict:
+    """Export today's verdicts, rejecting the troll's; check what the reviewer gets. The provenance."""
     from digit_training.feedback import NPZ_NAME, PROVENANCE_NAME, REVIEW_NAME
     from digit_training.feedback import main as feedback_main
 
-    api = start_api(tmp_path, DATABASE_URL=database_url)
-    server, proxy = start_nginx(
-        nginx_binary(), tmp_path / "nginx", api.url.removeprefix("http://"), feedback_rate_limit="10r/s"
-    )
-    verdicts: dict[int, dict] = {}
-    try:
-        context = browser.new_context(viewport={"width": 900, "height": 720}, reduced_motion="reduce")
-        page = context.new_page()
-        page.goto(server.url + "/")
-        expect(page.locator("#model-version")).to_have_text("1")
-        # Each digit the page knows how to draw: the 7 and the 3 are "corrected" to what a person
-        # might insist on, the 4 is labelled 9 by a troll, the rest are confirmed.
-        given = {0: 0, 1: 1, 2: 2, 3: 8, 4: 9, 7: 1}
-        for digit, label in given.items():
-            page.keyboard.press("Escape")  # a clean canvas for each drawing
-            draw(page, DIGITS[digit])
-            wait_for_digit(page, digit)
-            page.wait_for_timeout(250)  # the answer to the lifted pen is the one on screen
-            with page.expect_response("**/api/feedback") as answer:
-                if label == digit:
-                    page.locator("#confirm").click()
-                else:
-                    page.keyboard.press(str(label))
-            assert answer.value.status == 201, answer.value.text()
-            verdicts[digit] = answer.value.json()
-            expect(page.locator("#thanks")).to_contain_text("Thanks!")
-        expect(page.locator("#thanks")).to_contain_text("Model 1 has heard 6 verdicts: 3 confirmed, 3 corrected")
-        context.close()
-    finally:
-        stop(proxy)
-        stop(api.process)
-
-    # The review: export today's verdicts, reject the troll's.
     rejected = tmp_path / "rejected.txt"
     rejected.write_text(f"{verdicts[4]['id']}  # a 4 labelled 9\n")
     out = tmp_path / "reviewed"
@@ -95,15 +92,29 @@ def test_corrections_drawn_in_the_browser_reach_the_next_model(browser, database
         ids = set(npz["id_train"].tolist() + npz["id_test"].tolist())
     assert labels == [0, 1, 1, 2, 8]  # what people said, the troll's 9 left out
     assert ids == {v["id"] for d, v in verdicts.items() if d != 4}
+    return provenance
 
-    # A short training run with the reviewed set, as params.yaml's feedback: list would add it.
+
+def test_corrections_drawn_in_the_browser_reach_the_next_model(browser, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+    from digit_training.__main__ import main as train
+
+    api = start_api(tmp_path, DATABASE_URL=database_url)
+    server, proxy = start_nginx(
+        nginx_binary(), tmp_path / "nginx", api.url.removeprefix("http://"), feedback_rate_limit="10r/s"
+    )
+    try:
+        verdicts = give_verdicts(browser, server.url)
+    finally:
+        stop(proxy)
+        stop(api.process)
+    provenance = review(database_url, verdicts, tmp_path)
+
+    # A short training run with the reviewed set, as params.yaml's feedback: list adds it.
     params = tmp_path / "params.yaml"
     params.write_text("epochs: 1\nbatch_size: 64\nlearning_rate: 0.002\nseed: 7\nfeedback: [reviewed/feedback.npz]\n")
     release = tmp_path / "release"
-    assert (
-        train(["--params", str(params), "--out", str(release), "--max-train-samples", "600", "--no-report", "--quiet"])
-        == 0
-    )
+    argv = ["--params", str(params), "--out", str(release), "--max-train-samples", "600", "--no-report", "--quiet"]
+    assert train(argv) == 0
     manifest = verify_model_dir(release, required=(TFLITE_NAME, KERAS_NAME))
     [used] = manifest.training.feedback
     assert (used.id, used.sha256) == (provenance["id"], provenance["sha256"])
