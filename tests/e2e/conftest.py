@@ -1,4 +1,4 @@
-"""Whole-stack fixtures: the real API and Debian's nginx with the project's config, on loopback ports."""
+"""Whole-stack fixtures: the real API, Debian's nginx with the project's config and Debian's Chromium, on loopback."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from tooling import require_tool
 
 from .stack import REPO, Nginx, free_port, nginx_binary, start_nginx, stop, wait_for
 
@@ -58,3 +59,27 @@ def stack(api: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ng
     server, process = start_nginx(nginx_binary(), tmp_path_factory.mktemp("nginx"), api.url.removeprefix("http://"))
     yield server
     stop(process)
+
+
+CHROMIUM = "/usr/bin/chromium"
+# As root in a container Chromium needs --no-sandbox; the rest keeps it off the (closed) network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    require_tool(CHROMIUM, "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

@@ -22,7 +22,7 @@ from digit_api.manifest import KERAS_NAME, TFLITE_NAME, verify_model_dir
 from .conftest import start_api
 from .stack import nginx_binary, start_nginx, stop
 from .strokes import DIGITS
-from .test_page import browser, draw, wait_for_digit  # noqa: F401 - the session's Chromium
+from .test_page import draw, wait_for_digit
 
 pytestmark = pytest.mark.slow
 
@@ -46,7 +46,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
 GIVEN = {0: 0, 1: 1, 2: 2, 3: 8, 4: 9, 7: 1}
 
 
-def give_verdicts(browser, url: str) -> dict[int, dict]:  # noqa: F811
+def give_verdicts(browser, url: str) -> dict[int, dict]:
     """Draw each digit in Chromium, wait for the answer, give the verdict; the API's answers by digit."""
     verdicts = {}
     context = browser.new_context(viewport={"width": 900, "height": 720}, reduced_motion="reduce")
@@ -95,7 +95,7 @@ def review(database_url: str, verdicts: dict[int, dict], tmp_path: Path) -> dict
     return provenance
 
 
-def test_corrections_drawn_in_the_browser_reach_the_next_model(browser, database_url: str, tmp_path: Path) -> None:  # noqa: F811
+def test_corrections_drawn_in_the_browser_reach_the_next_model(browser, database_url: str, tmp_path: Path) -> None:
     from digit_training.__main__ import main as train
 
     api = start_api(tmp_path, DATABASE_URL=database_url)

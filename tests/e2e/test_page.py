@@ -12,33 +12,10 @@ from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
-from tooling import require_tool as require
 
 from .strokes import DIGITS, Stroke
 
 REPORT_IMAGES = Path(__file__).resolve().parents[2] / "report-images"
-CHROMIUM = "/usr/bin/chromium"
-# As root in a container Chromium needs --no-sandbox; the rest keeps it off the (closed) network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    require(CHROMIUM, "apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
