@@ -40,13 +40,17 @@ nginx: setup ## the page behind Debian's nginx at http://127.0.0.1:8080, proxyin
 	@echo "Open http://127.0.0.1:8080/ (the API must be running: make run). Ctrl-C stops nginx."
 	$$(command -v nginx || echo /usr/sbin/nginx) -e stderr -p $(CURDIR)/build/nginx -c $(CURDIR)/build/nginx/nginx.conf -g 'daemon off;'
 
-lint: setup ## ruff lint and format check
+SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run
+
+lint: setup ## ruff lint and format check, shfmt on the shell scripts
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/shfmt -d $(SHELL_SCRIPTS)
 
 format: setup ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+	$(VENV)/bin/shfmt -w $(SHELL_SCRIPTS)
 
 system-deps: ## install nginx, Chromium and Node.js from Debian (as root; otherwise says what is missing)
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

@@ -22,7 +22,7 @@ MODEL_JSON="$REPO_ROOT/api/models/model.json"
 DEPLOYMENTS=(digit-api digit-frontend)
 
 usage() {
-  cat <<'EOF'
+    cat <<'EOF'
 usage: deploy.sh --api-image IMAGE:TAG --frontend-image IMAGE:TAG [--namespace NS]
                  [--overlay DIR] [--timeout DURATION]
        deploy.sh --rollback [--namespace NS] [--timeout DURATION]
@@ -41,14 +41,14 @@ EOF
 }
 
 die_usage() {
-  echo "deploy.sh: $1" >&2
-  usage >&2
-  exit 2
+    echo "deploy.sh: $1" >&2
+    usage >&2
+    exit 2
 }
 
 die() {
-  echo "deploy.sh: $1" >&2
-  exit "${2:-1}"
+    echo "deploy.sh: $1" >&2
+    exit "${2:-1}"
 }
 
 MODE=deploy
@@ -59,25 +59,33 @@ OVERLAY="kubernetes/overlays/prod"
 TIMEOUT="180s"
 
 while (($#)); do
-  case "$1" in
-    --*=*) set -- "${1%%=*}" "${1#*=}" "${@:2}"; continue ;;
-  esac
-  case "$1" in
-    -h | --help) usage; exit 0 ;;
-    --rollback) MODE=rollback; shift; continue ;;
-    --api-image | --frontend-image | --namespace | --overlay | --timeout)
-      [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die_usage "$1 needs a value"
-      case "$1" in
-        --api-image) API_IMAGE="$2" ;;
-        --frontend-image) FRONTEND_IMAGE="$2" ;;
-        --namespace) NAMESPACE="$2" ;;
-        --overlay) OVERLAY="$2" ;;
-        --timeout) TIMEOUT="$2" ;;
-      esac
-      shift 2
-      ;;
-    *) die_usage "unknown argument: $1" ;;
-  esac
+    # --option=value is taken as --option value, so each option is parsed once below.
+    if [[ $1 == --*=* ]]; then
+        set -- "${1%%=*}" "${1#*=}" "${@:2}"
+    fi
+    case "$1" in
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        --rollback)
+            MODE=rollback
+            shift
+            continue
+            ;;
+        --api-image | --frontend-image | --namespace | --overlay | --timeout)
+            [[ $# -ge 2 && -n "$2" && "$2" != --* ]] || die_usage "$1 needs a value"
+            case "$1" in
+                --api-image) API_IMAGE="$2" ;;
+                --frontend-image) FRONTEND_IMAGE="$2" ;;
+                --namespace) NAMESPACE="$2" ;;
+                --overlay) OVERLAY="$2" ;;
+                --timeout) TIMEOUT="$2" ;;
+            esac
+            shift 2
+            ;;
+        *) die_usage "unknown argument: $1" ;;
+    esac
 done
 
 [[ "$NAMESPACE" =~ ^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$ ]] || die_usage "--namespace $NAMESPACE is not a namespace name"
@@ -88,86 +96,86 @@ attempts="${DEPLOY_CHECK_ATTEMPTS:-3}"
 
 # Every kubectl call goes through here: one binary, one namespace.
 kube() {
-  "${KUBECTL:-kubectl}" -n "$NAMESPACE" "$@"
+    "${KUBECTL:-kubectl}" -n "$NAMESPACE" "$@"
 }
 
 # parse_image REF: sets IMAGE_NAME and either IMAGE_TAG or IMAGE_DIGEST; fails unless REF is
 # NAME:TAG or NAME@sha256:DIGEST with a lowercase name (what registries accept).
 parse_image() {
-  local ref="$1"
-  IMAGE_NAME="" IMAGE_TAG="" IMAGE_DIGEST=""
-  if [[ "$ref" == *@* ]]; then
-    IMAGE_NAME="${ref%%@*}"
-    IMAGE_DIGEST="${ref#*@}"
-    if [[ "${IMAGE_NAME##*/}" == *:* ]]; then
-      IMAGE_NAME="${IMAGE_NAME%:*}"  # NAME:TAG@DIGEST: the digest wins
+    local ref="$1"
+    IMAGE_NAME="" IMAGE_TAG="" IMAGE_DIGEST=""
+    if [[ "$ref" == *@* ]]; then
+        IMAGE_NAME="${ref%%@*}"
+        IMAGE_DIGEST="${ref#*@}"
+        if [[ "${IMAGE_NAME##*/}" == *:* ]]; then
+            IMAGE_NAME="${IMAGE_NAME%:*}" # NAME:TAG@DIGEST: the digest wins
+        fi
+        [[ "$IMAGE_DIGEST" =~ ^sha256:[0-9a-f]{64}$ ]] || return 1
+    else
+        [[ "${ref##*/}" == *:* ]] || return 1
+        IMAGE_NAME="${ref%:*}"
+        IMAGE_TAG="${ref##*:}"
+        [[ "$IMAGE_TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || return 1
     fi
-    [[ "$IMAGE_DIGEST" =~ ^sha256:[0-9a-f]{64}$ ]] || return 1
-  else
-    [[ "${ref##*/}" == *:* ]] || return 1
-    IMAGE_NAME="${ref%:*}"
-    IMAGE_TAG="${ref##*:}"
-    [[ "$IMAGE_TAG" =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]] || return 1
-  fi
-  [[ "$IMAGE_NAME" =~ ^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?$ ]]
+    [[ "$IMAGE_NAME" =~ ^[a-z0-9]([a-z0-9._/:-]*[a-z0-9])?$ ]]
 }
 
 # image_names DEPLOYMENT: the names the overlay may give that deployment's image (after
 # parse_image): the placeholder ghcr.io/OWNER/DEPLOYMENT that kubernetes/base uses, the
 # deployment's name, and the new image's short and full names.
 image_names() {
-  printf '%s\n' "ghcr.io/OWNER/$1" "$1" "${IMAGE_NAME##*/}" "$IMAGE_NAME" | sort -u
+    printf '%s\n' "ghcr.io/OWNER/$1" "$1" "${IMAGE_NAME##*/}" "$IMAGE_NAME" | sort -u
 }
 
 # roll_back last|recorded: undo both deployments (to their previous revision, or to the revision
 # recorded before this deploy) and wait for them; fails if any step fails.
 roll_back() {
-  local to="$1" deployment rc=0 revision
-  for deployment in "${DEPLOYMENTS[@]}"; do
-    if [[ "$to" == recorded ]]; then
-      revision="${REVISION_BEFORE[$deployment]}"
-      if [[ -z "$revision" ]]; then
-        echo "deploy.sh: deployment/$deployment did not exist before this deploy: no revision to roll back to" >&2
-        continue
-      fi
-      kube rollout undo "deployment/$deployment" --to-revision="$revision" || rc=1
-    else
-      kube rollout undo "deployment/$deployment" || rc=1
-    fi
-  done
-  for deployment in "${DEPLOYMENTS[@]}"; do
-    if [[ "$to" == recorded && -z "${REVISION_BEFORE[$deployment]}" ]]; then
-      continue
-    fi
-    kube rollout status "deployment/$deployment" --timeout="$TIMEOUT" || rc=1
-  done
-  return "$rc"
+    local to="$1" deployment rc=0 revision
+    for deployment in "${DEPLOYMENTS[@]}"; do
+        if [[ "$to" == recorded ]]; then
+            revision="${REVISION_BEFORE[$deployment]}"
+            if [[ -z "$revision" ]]; then
+                echo "deploy.sh: deployment/$deployment did not exist before this deploy: no revision to roll back to" >&2
+                continue
+            fi
+            kube rollout undo "deployment/$deployment" --to-revision="$revision" || rc=1
+        else
+            kube rollout undo "deployment/$deployment" || rc=1
+        fi
+    done
+    for deployment in "${DEPLOYMENTS[@]}"; do
+        if [[ "$to" == recorded && -z "${REVISION_BEFORE[$deployment]}" ]]; then
+            continue
+        fi
+        kube rollout status "deployment/$deployment" --timeout="$TIMEOUT" || rc=1
+    done
+    return "$rc"
 }
 
 if [[ "$MODE" == rollback ]]; then
-  [[ -z "$API_IMAGE" && -z "$FRONTEND_IMAGE" ]] || die_usage "--rollback takes no images"
-  echo "deploy.sh: rolling deployment/digit-api and deployment/digit-frontend back in namespace $NAMESPACE"
-  roll_back last || die "the rollback did not complete: check 'kubectl -n $NAMESPACE rollout history'"
-  echo "deploy.sh: rolled back"
-  exit 0
+    [[ -z "$API_IMAGE" && -z "$FRONTEND_IMAGE" ]] || die_usage "--rollback takes no images"
+    echo "deploy.sh: rolling deployment/digit-api and deployment/digit-frontend back in namespace $NAMESPACE"
+    roll_back last || die "the rollback did not complete: check 'kubectl -n $NAMESPACE rollout history'"
+    echo "deploy.sh: rolled back"
+    exit 0
 fi
 
 # --- deploy: check everything before touching the cluster ---
 [[ -n "$API_IMAGE" ]] || die_usage "--api-image is required"
 [[ -n "$FRONTEND_IMAGE" ]] || die_usage "--frontend-image is required"
-declare -A IMAGE_REF=([digit-api]="$API_IMAGE" [digit-frontend]="$FRONTEND_IMAGE")
+declare -A IMAGE_REF=(["digit-api"]="$API_IMAGE" ["digit-frontend"]="$FRONTEND_IMAGE")
 for deployment in "${DEPLOYMENTS[@]}"; do
-  parse_image "${IMAGE_REF[$deployment]}" ||
-    die_usage "${IMAGE_REF[$deployment]} is not IMAGE:TAG or IMAGE@sha256:DIGEST (with a lowercase name)"
-  IMAGE_REF[$deployment]="$IMAGE_NAME${IMAGE_TAG:+:$IMAGE_TAG}${IMAGE_DIGEST:+@$IMAGE_DIGEST}"  # as kustomize writes it
+    parse_image "${IMAGE_REF[$deployment]}" ||
+        die_usage "${IMAGE_REF[$deployment]} is not IMAGE:TAG or IMAGE@sha256:DIGEST (with a lowercase name)"
+    IMAGE_REF[$deployment]="$IMAGE_NAME${IMAGE_TAG:+:$IMAGE_TAG}${IMAGE_DIGEST:+@$IMAGE_DIGEST}" # as kustomize writes it
 done
 
 [[ "$OVERLAY" == /* ]] || OVERLAY="$REPO_ROOT/$OVERLAY"
 [[ -f "$OVERLAY/kustomization.yaml" || -f "$OVERLAY/kustomization.yml" || -f "$OVERLAY/Kustomization" ]] ||
-  die "--overlay $OVERLAY is not a kustomize directory (no kustomization.yaml)" 2
+    die "--overlay $OVERLAY is not a kustomize directory (no kustomization.yaml)" 2
 command -v python3 >/dev/null || die "python3 is needed (to read api/models/model.json)"
 EXPECTED_VERSION="$(python3 -c 'import json, sys; print(json.load(open(sys.argv[1], encoding="utf-8"))["version"])' "$MODEL_JSON")" ||
-  die "cannot read the version from $MODEL_JSON"
+    die "cannot read the version from $MODEL_JSON"
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/digit-deploy.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
@@ -176,87 +184,79 @@ mkdir "$KUSTOMIZATION"
 RENDERED="$WORK/rendered.yaml"
 
 # The temporary kustomization: the real overlay as its only resource (a relative path, as
-# kustomize wants), plus the images, each set under every name the overlay may use for it (see
-# image_names; names that match nothing are no-ops).
+# kustomize wants), plus an `images:` block setting each image under every name the overlay may
+# use for it (see image_names; names that match nothing are no-ops).
 overlay_relative="$(python3 -c 'import json, os, sys; print(json.dumps(os.path.relpath(sys.argv[1], sys.argv[2])))' \
-  "$(cd "$OVERLAY" && pwd -P)" "$(cd "$KUSTOMIZATION" && pwd -P)")"
+    "$(cd "$OVERLAY" && pwd -P)" "$(cd "$KUSTOMIZATION" && pwd -P)")"
 {
-  echo "apiVersion: kustomize.config.k8s.io/v1beta1"
-  echo "kind: Kustomization"
-  echo "resources:"
-  echo "  - $overlay_relative"
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources:"
+    echo "  - $overlay_relative"
 } >"$KUSTOMIZATION/kustomization.yaml"
 
-KUSTOMIZE_BIN="${KUSTOMIZE:-kustomize}"
-if command -v "$KUSTOMIZE_BIN" >/dev/null; then
-  set_images=()
-  for deployment in "${DEPLOYMENTS[@]}"; do
-    parse_image "${IMAGE_REF[$deployment]}"
-    mapfile -t names < <(image_names "$deployment")
-    for name in "${names[@]}"; do
-      set_images+=("$name=${IMAGE_REF[$deployment]}")
-    done
-  done
-  (cd "$KUSTOMIZATION" && "$KUSTOMIZE_BIN" edit set image "${set_images[@]}") ||
-    die "kustomize edit set image failed"
-  "$KUSTOMIZE_BIN" build "$KUSTOMIZATION" >"$RENDERED" || die "kustomize build of $OVERLAY failed"
-else
-  {
+{
     echo "images:"
     for deployment in "${DEPLOYMENTS[@]}"; do
-      parse_image "${IMAGE_REF[$deployment]}"
-      mapfile -t names < <(image_names "$deployment")
-      for name in "${names[@]}"; do
-        echo "  - name: $name"
-        echo "    newName: $IMAGE_NAME"
-        if [[ -n "$IMAGE_TAG" ]]; then
-          echo "    newTag: \"$IMAGE_TAG\""
-        else
-          echo "    digest: $IMAGE_DIGEST"
-        fi
-      done
+        parse_image "${IMAGE_REF[$deployment]}"
+        mapfile -t names < <(image_names "$deployment")
+        for name in "${names[@]}"; do
+            echo "  - name: $name"
+            echo "    newName: $IMAGE_NAME"
+            if [[ -n "$IMAGE_TAG" ]]; then
+                echo "    newTag: \"$IMAGE_TAG\""
+            else
+                echo "    digest: $IMAGE_DIGEST"
+            fi
+        done
     done
-  } >>"$KUSTOMIZATION/kustomization.yaml"
-  kube kustomize "$KUSTOMIZATION" >"$RENDERED" || die "kubectl kustomize of $OVERLAY failed"
+} >>"$KUSTOMIZATION/kustomization.yaml"
+
+# One render: a standalone kustomize when there is one (it may be newer), else kubectl's own.
+KUSTOMIZE_BIN="${KUSTOMIZE:-kustomize}"
+if command -v "$KUSTOMIZE_BIN" >/dev/null; then
+    "$KUSTOMIZE_BIN" build "$KUSTOMIZATION" >"$RENDERED" || die "kustomize build of $OVERLAY failed"
+else
+    kube kustomize "$KUSTOMIZATION" >"$RENDERED" || die "kubectl kustomize of $OVERLAY failed"
 fi
 
 for deployment in "${DEPLOYMENTS[@]}"; do
-  ref="${IMAGE_REF[$deployment]}"
-  if ! grep -qF -e "image: $ref" -e "image: \"$ref\"" -e "image: '$ref'" "$RENDERED"; then
-    parse_image "$ref"
-    die "$ref is not in the rendered overlay: kustomize sets images by name, and the container image of \
+    ref="${IMAGE_REF[$deployment]}"
+    if ! grep -qF -e "image: $ref" -e "image: \"$ref\"" -e "image: '$ref'" "$RENDERED"; then
+        parse_image "$ref"
+        die "$ref is not in the rendered overlay: kustomize sets images by name, and the container image of \
 deployment/$deployment in $OVERLAY has none of the names $(image_names "$deployment" | paste -sd ',' -); nothing was applied"
-  fi
+    fi
 done
 
 # The revisions to come back to if anything below fails (empty: the deployment is new).
 declare -A REVISION_BEFORE=()
 for deployment in "${DEPLOYMENTS[@]}"; do
-  REVISION_BEFORE[$deployment]="$(kube get "deployment/$deployment" --ignore-not-found \
-    -o 'jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision}')" ||
-    die "cannot read deployment/$deployment in namespace $NAMESPACE (is kubectl set up for the cluster?); nothing was applied"
+    REVISION_BEFORE[$deployment]="$(kube get "deployment/$deployment" --ignore-not-found \
+        -o 'jsonpath={.metadata.annotations.deployment\.kubernetes\.io/revision}')" ||
+        die "cannot read deployment/$deployment in namespace $NAMESPACE (is kubectl set up for the cluster?); nothing was applied"
 done
 
 fail_and_roll_back() {
-  local what="$1"
-  trap - INT TERM
-  echo "deploy.sh: FAILED: $what" >&2
-  echo "deploy.sh: rolling deployment/digit-api and deployment/digit-frontend back to their revisions before this deploy" >&2
-  if roll_back recorded; then
-    echo "deploy.sh: deploy failed and was rolled back: $what" >&2
-  else
-    echo "deploy.sh: deploy failed and the rollback did not complete either (check the cluster): $what" >&2
-  fi
-  exit 1
+    local what="$1"
+    trap - INT TERM
+    echo "deploy.sh: FAILED: $what" >&2
+    echo "deploy.sh: rolling deployment/digit-api and deployment/digit-frontend back to their revisions before this deploy" >&2
+    if roll_back recorded; then
+        echo "deploy.sh: deploy failed and was rolled back: $what" >&2
+    else
+        echo "deploy.sh: deploy failed and the rollback did not complete either (check the cluster): $what" >&2
+    fi
+    exit 1
 }
 trap 'fail_and_roll_back "interrupted by a signal"' INT TERM
 
-echo "deploy.sh: applying $OVERLAY to namespace $NAMESPACE with ${IMAGE_REF[digit-api]} and ${IMAGE_REF[digit-frontend]}"
+echo "deploy.sh: applying $OVERLAY to namespace $NAMESPACE with ${IMAGE_REF["digit-api"]} and ${IMAGE_REF["digit-frontend"]}"
 kube apply -f - <"$RENDERED" || fail_and_roll_back "kubectl apply of $OVERLAY failed"
 
 for deployment in "${DEPLOYMENTS[@]}"; do
-  kube rollout status "deployment/$deployment" --timeout="$TIMEOUT" ||
-    fail_and_roll_back "the rollout of deployment/$deployment did not complete within $TIMEOUT"
+    kube rollout status "deployment/$deployment" --timeout="$TIMEOUT" ||
+        fail_and_roll_back "the rollout of deployment/$deployment did not complete within $TIMEOUT"
 done
 
 # Runs inside the API's container: GET /readyz on the container's own port and print model_version.
@@ -276,21 +276,21 @@ print(body.get("model_version", ""))
 
 check_error=""
 for ((attempt = 1; attempt <= attempts; attempt++)); do
-  if served="$(kube exec deploy/digit-api -- python -c "$READYZ_PY" 2>"$WORK/exec.err")"; then
-    if [[ "$served" == "$EXPECTED_VERSION" ]]; then
-      check_error=""
-      break
+    if served="$(kube exec deploy/digit-api -- python -c "$READYZ_PY" 2>"$WORK/exec.err")"; then
+        if [[ "$served" == "$EXPECTED_VERSION" ]]; then
+            check_error=""
+            break
+        fi
+        check_error="deploy/digit-api serves model_version '$served', but api/models/model.json of this checkout is version '$EXPECTED_VERSION'"
+    else
+        check_error="readyz of deploy/digit-api failed: $(tail -n 1 "$WORK/exec.err" | grep . || echo "kubectl exec failed")"
     fi
-    check_error="deploy/digit-api serves model_version '$served', but api/models/model.json of this checkout is version '$EXPECTED_VERSION'"
-  else
-    check_error="readyz of deploy/digit-api failed: $(tail -n 1 "$WORK/exec.err" | grep . || echo "kubectl exec failed")"
-  fi
-  echo "deploy.sh: check $attempt of $attempts: $check_error" >&2
-  if ((attempt < attempts)); then
-    sleep "${DEPLOY_CHECK_DELAY:-5}"
-  fi
+    echo "deploy.sh: check $attempt of $attempts: $check_error" >&2
+    if ((attempt < attempts)); then
+        sleep "${DEPLOY_CHECK_DELAY:-5}"
+    fi
 done
 [[ -z "$check_error" ]] || fail_and_roll_back "$check_error"
 
 trap - INT TERM
-echo "deploy.sh: deployed ${IMAGE_REF[digit-api]} and ${IMAGE_REF[digit-frontend]} to namespace $NAMESPACE; serving model $EXPECTED_VERSION"
+echo "deploy.sh: deployed ${IMAGE_REF["digit-api"]} and ${IMAGE_REF["digit-frontend"]} to namespace $NAMESPACE; serving model $EXPECTED_VERSION"

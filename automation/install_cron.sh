@@ -57,59 +57,37 @@ need_value() {
 }
 
 while [[ $# -gt 0 ]]; do
+    # --option=value is taken as --option value, so each option is parsed once below.
+    if [[ $1 == --*=* ]]; then
+        set -- "${1%%=*}" "${1#*=}" "${@:2}"
+    fi
     case $1 in
-    --schedule)
-        need_value "$@"
-        schedule=$2
-        shift 2
-        ;;
-    --schedule=*)
-        schedule=${1#*=}
-        shift
-        ;;
-    --env-file)
-        need_value "$@"
-        env_file=$2
-        shift 2
-        ;;
-    --env-file=*)
-        env_file=${1#*=}
-        shift
-        ;;
-    --log-file)
-        need_value "$@"
-        log_file=$2
-        shift 2
-        ;;
-    --log-file=*)
-        log_file=${1#*=}
-        shift
-        ;;
-    --lock-file)
-        need_value "$@"
-        lock_file=$2
-        shift 2
-        ;;
-    --lock-file=*)
-        lock_file=${1#*=}
-        shift
-        ;;
-    --uninstall)
-        uninstall=1
-        shift
-        ;;
-    --dry-run)
-        dry_run=1
-        shift
-        ;;
-    -h | --help)
-        usage
-        exit 0
-        ;;
-    *)
-        usage >&2
-        die "unknown option: $1"
-        ;;
+        --schedule | --env-file | --log-file | --lock-file)
+            need_value "$@"
+            case $1 in
+                --schedule) schedule=$2 ;;
+                --env-file) env_file=$2 ;;
+                --log-file) log_file=$2 ;;
+                --lock-file) lock_file=$2 ;;
+            esac
+            shift 2
+            ;;
+        --uninstall)
+            uninstall=1
+            shift
+            ;;
+        --dry-run)
+            dry_run=1
+            shift
+            ;;
+        -h | --help)
+            usage
+            exit 0
+            ;;
+        *)
+            usage >&2
+            die "unknown option: $1"
+            ;;
     esac
 done
 
@@ -131,8 +109,8 @@ cron_escape() {
 
 absolute() {
     case $1 in
-    /*) printf '%s' "$1" ;;
-    *) printf '%s/%s' "$PWD" "$1" ;;
+        /*) printf '%s' "$1" ;;
+        *) printf '%s/%s' "$PWD" "$1" ;;
     esac
 }
 
@@ -249,10 +227,10 @@ fi
 
 lock_dir=$(dirname -- "$lock_file")
 case $lock_dir in
-/run/user/*)
-    note "warning: the lock file is in $lock_dir, which systemd removes when you log out" \
-        "(unless lingering is enabled); consider --lock-file under your home or /tmp"
-    ;;
+    /run/user/*)
+        note "warning: the lock file is in $lock_dir, which systemd removes when you log out" \
+            "(unless lingering is enabled); consider --lock-file under your home or /tmp"
+        ;;
 esac
 
 if [[ $dry_run -eq 1 ]]; then
@@ -288,6 +266,15 @@ if [[ $create_env_template -eq 1 ]]; then
 # MIN_ACCURACY=0.985
 # Ed25519 public key that releases must be signed with (PEM text, a PEM file, or base64)
 # MODEL_PUBLIC_KEY=
+# Accept a release whose labels or input/output spec differ from the model in service
+# ALLOW_INTERFACE_CHANGE=false
+# Who the poller commits as; cron has no git identity of its own (git's GIT_AUTHOR_* still win)
+# POLLER_GIT_NAME=digit-poller
+# POLLER_GIT_EMAIL=digit-poller@localhost
+# Wall-clock deadlines in seconds: listing releases, downloading one, each socket operation
+# LIST_DEADLINE=60
+# DOWNLOAD_DEADLINE=600
+# HTTP_TIMEOUT=10
 # For azureml: sources
 # AZURE_SUBSCRIPTION_ID=
 # AZURE_RESOURCE_GROUP=

@@ -5,11 +5,14 @@ serves releases from the local GitHub Releases stand-in (automation/tests/github
 documented API, ETags and 304s, the 302 to the asset), and runs the real poller:
 
 - a full update: release model-v2 published -> downloaded, checked, committed, pushed;
-- idle polls: nothing new, each costs one conditional request answered 304.
+- idle polls: nothing new, each costs one conditional request answered 304;
+- with --hostile: one run against each misbehaviour of automation/tests/hostile_server.py
+  (trickling, stalling, redirect loops, lying sizes, broken compression), with the deadlines
+  given, and the worst wall time of a run beside the bound the deadlines set.
 
 It prints figures; it asserts nothing. Loopback only.
 
-    .venv/bin/python bench/poll.py [--idle-polls 20]
+    .venv/bin/python bench/poll.py [--idle-polls 20] [--hostile --list-deadline 10 --download-deadline 20]
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "automation"))
 
 from tests.github_server import GitHubServer  # noqa: E402
+from tests.hostile_server import ASSET_MODES, LISTING_MODES, OWNER_REPO, HostileServer  # noqa: E402
 from tests.releases import git, make_world, write_release  # noqa: E402
 
 from digit_api.manifest import (  # noqa: E402
@@ -45,9 +49,43 @@ def release_files(version: int) -> dict[str, bytes]:
         return {name: (folder / name).read_bytes() for name in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
 
 
+def hostile(args: argparse.Namespace) -> None:
+    """One poll per misbehaviour, each in a fresh world; prints the wall time of each and the worst."""
+    os.environ.update(
+        LIST_DEADLINE=str(args.list_deadline),
+        DOWNLOAD_DEADLINE=str(args.download_deadline),
+        HTTP_TIMEOUT=str(args.http_timeout),
+        MODEL_SOURCE=f"github:{OWNER_REPO}",
+    )
+    os.environ.pop("GITHUB_TOKEN", None)
+    cases = [("listing", mode) for mode in LISTING_MODES[1:]] + [("asset", mode) for mode in ASSET_MODES[1:]]
+    rows = []
+    for where, mode in cases:
+        with tempfile.TemporaryDirectory(prefix="bench-hostile-") as tmp, HostileServer(release_files(2)) as server:
+            _remote, clone = make_world(Path(tmp))
+            os.environ.update(GITHUB_API_URL=server.api_url, REPO_PATH=str(clone))
+            setattr(server, where, mode)
+            started = time.perf_counter()
+            code = poll(["--once", "--log-level", "ERROR"])
+            rows.append((f"{where} {mode}", code, time.perf_counter() - started))
+    for name, code, seconds in rows:
+        print(f"  {name:32s} exit {code}  {seconds:6.2f} s")
+    bound = args.list_deadline + args.download_deadline
+    worst = max(rows, key=lambda row: row[2])
+    deadlines = f"LIST_DEADLINE {args.list_deadline:.0f} + DOWNLOAD_DEADLINE {args.download_deadline:.0f}"
+    print(
+        f"worst run against the hostile server: {worst[2]:.2f} s ({worst[0]}); "
+        f"the deadlines bound the network phases to {bound:.0f} s ({deadlines})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--idle-polls", type=int, default=20)
+    parser.add_argument("--hostile", action="store_true", help="also time runs against a misbehaving server")
+    parser.add_argument("--list-deadline", type=float, default=10.0)
+    parser.add_argument("--download-deadline", type=float, default=20.0)
+    parser.add_argument("--http-timeout", type=float, default=5.0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     token = "bench-token"  # noqa: S105  (the stand-in's, not a secret)
@@ -66,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
         server.add_release("model-v2", release_files(2))
         server.clear_requests()
         started = time.perf_counter()
-        code = poll(["--once"])
+        code = poll(["--once", "--log-level", "WARNING"])
         update = time.perf_counter() - started
         if code != 0 or '"version": "2"' not in git(remote, "show", "main:api/models/model.json"):
             print(f"the update did not land (exit {code})")
@@ -77,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(args.idle_polls):
             server.clear_requests()
             started = time.perf_counter()
-            poll(["--once"])
+            poll(["--once", "--log-level", "WARNING"])
             idle_times.append(time.perf_counter() - started)
             idle_requests.append([exchange.status for exchange in server.exchanges])
     idle_times.sort()
@@ -88,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         f"max {idle_times[-1] * 1000:.0f} ms, {max(map(len, idle_requests))} request(s) each, statuses {statuses}"
     )
     print("(a 304 to an authenticated request does not count against GitHub's rate limit)")
+    if args.hostile:
+        hostile(args)
     return 0
 
 

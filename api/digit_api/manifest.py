@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Literal
@@ -26,6 +27,10 @@ SIGNATURE_NAME = "model.json.sig"
 # The release tag is `model-v<N>`; the manifest carries N as a string so that the API can
 # report it verbatim as `model_version`, and order is always by int(N), never by date.
 VERSION_PATTERN = r"^[1-9][0-9]*$"
+TAG_PATTERN = re.compile(r"model-v([1-9][0-9]*)")
+# Labels are the digits a model tells apart: the API answers them as integers, and the held-out
+# evaluation selects the data set's digits by them.
+DIGIT_LABELS = frozenset("0123456789")
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 
 
@@ -135,8 +140,13 @@ class ModelManifest(_Strict):
     @model_validator(mode="after")
     def _consistent(self) -> ModelManifest:
         n = self.output.shape[0]
-        if sorted(self.labels, key=int) != [str(i) for i in range(n)]:
+        if sorted(self.labels, key=_index_order) != [str(i) for i in range(n)]:
             raise ValueError(f"labels must map every class index 0..{n - 1}, got {list(self.labels)}")
+        strange = [label for label in self.labels.values() if label not in DIGIT_LABELS]
+        if strange:
+            raise ValueError(f"labels must be the digits 0-9 of the data set, got {strange}")
+        if len(set(self.labels.values())) != n:
+            raise ValueError(f"labels must not repeat a digit, got {self.label_list()}")
         if set(self.metrics.per_class_accuracy) != set(self.labels.values()):
             raise ValueError("metrics.per_class_accuracy must name every label exactly once")
         if len(self.metrics.confusion_matrix) != n or any(len(r) != n for r in self.metrics.confusion_matrix):
@@ -154,6 +164,25 @@ class ModelManifest(_Strict):
 
     def label_list(self) -> list[str]:
         return [self.labels[str(i)] for i in range(len(self.labels))]
+
+    def interface(self) -> dict[str, object]:
+        """What a client of the served model depends on: the labels and the input and output specs."""
+        return {
+            "labels": self.label_list(),
+            "input": self.input.model_dump(exclude={"description"}),
+            "output": self.output.model_dump(),
+        }
+
+
+def _index_order(key: str) -> tuple[int, str]:
+    """Sort class-index keys numerically; a key that is no number sorts last (and fails the check)."""
+    return (int(key), key) if key.isdigit() else (1 << 30, key)
+
+
+def tag_version(tag: str) -> int | None:
+    """N of a release tag `model-v<N>`, or None for any other tag."""
+    match = TAG_PATTERN.fullmatch(tag)
+    return int(match.group(1)) if match else None
 
 
 def sha256_file(path: Path) -> str:
@@ -261,16 +290,19 @@ def verify_model_dir(model_dir: Path, required: tuple[str, ...] = (TFLITE_NAME,)
     return manifest
 
 
-def install_model(release_dir: Path, model_dir: Path) -> ModelManifest:
+def install_model(release_dir: Path, model_dir: Path, written: Callable[[str], None] | None = None) -> ModelManifest:
     """Put the served files of a verified release into a model folder (the API's `api/models/`).
 
     The model first, the manifest last, each replaced atomically: the API reloads on a new
     manifest, and until then a new model.tflite beside the old manifest fails its checksum and is
-    not served. Returns the installed manifest, verified in place.
+    not served. `written(name)` is called after each file. Returns the installed manifest,
+    verified in place.
     """
     verify_model_dir(release_dir)
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
     for name in (TFLITE_NAME, MANIFEST_NAME):
         write_atomic(model_dir / name, (Path(release_dir) / name).read_bytes())
+        if written is not None:
+            written(name)
     return verify_model_dir(model_dir)

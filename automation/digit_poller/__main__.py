@@ -8,22 +8,30 @@
     python -m digit_poller --unpin               # follow the latest release again
 
 Configured by MODEL_SOURCE, GITHUB_API_URL, GITHUB_TOKEN, REPO_PATH, GIT_REMOTE, GIT_BRANCH,
-MIN_ACCURACY, MODEL_PUBLIC_KEY. Exit codes: 0 updated or nothing new, 1 error, 2 candidate rejected.
+MIN_ACCURACY, MODEL_PUBLIC_KEY, ALLOW_INTERFACE_CHANGE, POLLER_GIT_NAME, POLLER_GIT_EMAIL and the
+deadlines LIST_DEADLINE, DOWNLOAD_DEADLINE, HTTP_TIMEOUT (seconds).
+Exit codes: 0 updated or nothing new, 1 transient error (tried again next run), 2 a candidate
+was rejected (remembered; lower releases are considered).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import threading
 from pathlib import Path
 
 from pydantic import ValidationError
 
+from digit_poller import logs
 from digit_poller.config import PollerConfig
 from digit_poller.poller import Exit, Request, poll
 from digit_poller.sources import ReleaseSource
+
+# In --interval mode, consecutive failed polls wait twice as long each time, up to this.
+MAX_BACKOFF_SECONDS = 3600.0
 
 logger = logging.getLogger("digit_poller")
 
@@ -38,10 +46,18 @@ def make_source(config: PollerConfig) -> ReleaseSource:
         from digit_poller.sources.github import GitHubSource  # noqa: PLC0415
 
         token = config.github_token.get_secret_value() if config.github_token else None
-        return GitHubSource(where, api_url=config.github_api_url, token=token, state_dir=config.state_dir)
+        return GitHubSource(
+            where,
+            api_url=config.github_api_url,
+            token=token,
+            state_dir=config.state_dir,
+            timeout=config.http_timeout,
+            list_deadline=config.list_deadline,
+            download_deadline=config.download_deadline,
+        )
     from digit_poller.sources.azureml import AzureMLSource  # noqa: PLC0415  (an optional extra)
 
-    return AzureMLSource(where)
+    return AzureMLSource(where, list_deadline=config.list_deadline, download_deadline=config.download_deadline)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -65,7 +81,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Secrets are known before the settings are validated: a bad setting's message must not leak one.
+    logs.configure(
+        args.log_level, secrets=[os.environ.get("GITHUB_TOKEN", ""), os.environ.get("AZURE_CLIENT_SECRET", "")]
+    )
     try:
         config = PollerConfig()
     except ValidationError as exc:
@@ -85,15 +104,28 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     logger.info("polling %s every %.0f s", source.name, args.interval)
+    failures = 0
     while not stop.is_set():
         try:
-            poll(config, source, request)
+            outcome = poll(config, source, request)
         except Exception:  # a daemon that dies on one bad poll stops all later updates
-            logger.exception("poll crashed; trying again in %.0f s", args.interval)
+            logger.exception("poll crashed")
+            outcome = Exit.ERROR
         request = Request(dry_run=args.dry_run)  # a pin or unpin applies once; the state keeps it
-        stop.wait(args.interval)
+        failures = failures + 1 if outcome is Exit.ERROR else 0
+        wait = backoff(args.interval, failures)
+        if failures:
+            logger.info("poll failed %d time(s) in a row: trying again in %.0f s", failures, wait)
+        stop.wait(wait)
     logger.info("stopped")
     return int(Exit.OK)
+
+
+def backoff(interval: float, failures: int) -> float:
+    """The wait before the next poll: the interval, doubled for each transient failure in a row."""
+    if not failures:
+        return interval
+    return max(interval, min(interval * 2.0**failures, MAX_BACKOFF_SECONDS))
 
 
 if __name__ == "__main__":

@@ -23,6 +23,20 @@ class PollerConfig(BaseSettings):
     accuracy_tolerance: float = Field(0.002, ge=0, le=1)
     model_public_key: str | None = None  # Ed25519 public key: PEM text, a PEM file, or raw base64
     push_attempts: int = Field(3, ge=1, le=10)
+    # A candidate whose labels or input/output spec differ from the model in service is refused
+    # unless this is true: clients of the API depend on them.
+    allow_interface_change: bool = False
+    # Who the poller commits as (git's own GIT_AUTHOR_*/GIT_COMMITTER_* variables still win), so
+    # that a cron job on a host with no git configuration at all can commit.
+    poller_git_name: str = Field("digit-poller", min_length=1)
+    poller_git_email: str = Field("digit-poller@localhost", min_length=3)
+    # Wall-clock limits, in seconds, on each network phase whatever the server does, and on each
+    # socket operation within it.
+    list_deadline: float = Field(60.0, gt=0)
+    download_deadline: float = Field(600.0, gt=0)
+    http_timeout: float = Field(10.0, gt=0)
+    # Releases one run downloads and checks at most (a rejected one makes it try the next best).
+    max_candidates: int = Field(3, ge=1, le=50)
 
     @field_validator("model_source")
     @classmethod

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digit_api.inference import LiteRTModel, ModelLoadError
-from digit_api.manifest import MANIFEST_NAME, ManifestError, ModelManifest, read_manifest, verify_model_dir
+from digit_api.manifest import (
+    MANIFEST_NAME,
+    ManifestError,
+    Metrics,
+    ModelManifest,
+    read_manifest,
+    verify_model_dir,
+)
 from digit_poller import signing
 from digit_training.evaluate import evaluate_model_dir
 
@@ -18,13 +25,54 @@ CLAIM_TOLERANCE = 1e-9
 
 
 class Rejected(ValueError):
-    """The candidate fails a check; the message says which and why."""
+    """The candidate fails a check; the message says which and why.
+
+    `depends_on` names what besides the release's own files the verdict rests on (settings, the
+    model in service): the poller remembers a rejection until the release or one of those changes.
+    """
+
+    def __init__(self, message: str, depends_on: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.depends_on = depends_on
 
 
 @dataclass(frozen=True)
 class Verdict:
     manifest: ModelManifest
     accuracy: float
+    evaluated: int  # held-out digits of the candidate's classes it was measured on
+
+
+def measure(folder: Path) -> Metrics:
+    """Load `folder` with the API's own loader (checksum, tensor shapes) and evaluate it on every
+    held-out digit of its classes; Rejected names whatever stops that."""
+    try:
+        LiteRTModel.load(folder)
+        return evaluate_model_dir(folder)
+    except ModelLoadError as exc:
+        raise Rejected(f"model: {exc}") from None
+    except (ValueError, IndexError, KeyError, TypeError) as exc:
+        # The manifest passed its schema, yet the model and it disagree in a way the loader did
+        # not foresee: that is the release's fault, and the message says what numpy or LiteRT said.
+        logger.debug("evaluating %s failed", folder, exc_info=True)
+        raise Rejected(
+            f"model: cannot be evaluated as its manifest describes it ({type(exc).__name__}: {exc})"
+        ) from None
+
+
+def check_interface(manifest: ModelManifest, in_service: ModelManifest, allow_change: bool) -> None:
+    """Refuse a candidate whose labels or input/output spec differ from the model in service."""
+    new, old = manifest.interface(), in_service.interface()
+    changed = [f"{key} {old[key]} -> {new[key]}" for key in new if new[key] != old.get(key)]
+    if not changed:
+        return
+    if not allow_change:
+        raise Rejected(
+            f"interface: differs from the model in service ({'; '.join(changed)}); clients depend on it, "
+            f"so set ALLOW_INTERFACE_CHANGE=true to accept it",
+            ("allow_interface_change", "in_service"),
+        )
+    logger.warning("interface change accepted (ALLOW_INTERFACE_CHANGE): %s", "; ".join(changed))
 
 
 def verify_candidate(
@@ -34,6 +82,8 @@ def verify_candidate(
     min_accuracy: float,
     in_service_accuracy: float | None,
     tolerance: float,
+    in_service: ModelManifest | None = None,
+    allow_interface_change: bool = False,
 ) -> Verdict:
     """Check `folder` (a downloaded release) and return its manifest and measured accuracy, or raise Rejected.
 
@@ -49,26 +99,49 @@ def verify_candidate(
     if public_key is not None:
         signature = folder / signing.SIGNATURE_NAME
         if not signature.is_file():
-            raise Rejected(f"signature: the release has no {signing.SIGNATURE_NAME} and MODEL_PUBLIC_KEY is set")
+            raise Rejected(
+                f"signature: the release has no {signing.SIGNATURE_NAME} and MODEL_PUBLIC_KEY is set", ("public_key",)
+            )
         try:
             key = signing.load_public_key(public_key)
             signing.verify((folder / MANIFEST_NAME).read_bytes(), signature.read_text(), key)
         except signing.SignatureError as exc:
-            raise Rejected(f"signature: {exc}") from None
+            raise Rejected(f"signature: {exc}", ("public_key",)) from None
+    # The release must agree with itself (model and manifest) before it is compared with anything.
     try:
-        LiteRTModel.load(folder)  # the API's own loader: checksum again, and the tensor shapes
-        metrics = evaluate_model_dir(folder)
+        LiteRTModel.load(folder)
     except ModelLoadError as exc:
         raise Rejected(f"model: {exc}") from None
-    accuracy = metrics.accuracy
-    if abs(accuracy - manifest.metrics.accuracy) > CLAIM_TOLERANCE:
-        raise Rejected(f"accuracy: the manifest claims {manifest.metrics.accuracy:.4f}, measured {accuracy:.4f}")
+    if in_service is not None:
+        check_interface(manifest, in_service, allow_interface_change)
+    metrics = measure(folder)
+    accuracy, evaluated = metrics.accuracy, metrics.eval_set.size
+    claimed = manifest.metrics
+    if claimed.eval_set.size != evaluated:
+        raise Rejected(
+            f"accuracy: the manifest claims a measure on {claimed.eval_set.size} held-out digits; "
+            f"its classes have {evaluated}"
+        )
+    if abs(accuracy - claimed.accuracy) > CLAIM_TOLERANCE:
+        raise Rejected(f"accuracy: the manifest claims {claimed.accuracy:.4f}, measured {accuracy:.4f}")
+    classes = ", ".join(manifest.label_list())
     if accuracy < min_accuracy:
-        raise Rejected(f"accuracy: {accuracy:.4f} on the held-out digits is below MIN_ACCURACY {min_accuracy:.4f}")
+        raise Rejected(
+            f"accuracy: {accuracy:.4f} on the {evaluated} held-out digits of {classes} "
+            f"is below MIN_ACCURACY {min_accuracy:.4f}",
+            ("min_accuracy",),
+        )
     if in_service_accuracy is not None and accuracy < in_service_accuracy - tolerance:
         raise Rejected(
             f"accuracy: {accuracy:.4f} is worse than the model in service ({in_service_accuracy:.4f}) "
-            f"by more than {tolerance:.4f}"
+            f"by more than {tolerance:.4f}",
+            ("tolerance", "in_service"),
         )
-    logger.info("release %s passed every check: accuracy %.4f", manifest.tag, accuracy)
-    return Verdict(manifest=manifest, accuracy=accuracy)
+    logger.info(
+        "release %s passed every check: accuracy %.4f on the %d held-out digits of %s",
+        manifest.tag,
+        accuracy,
+        evaluated,
+        classes,
+    )
+    return Verdict(manifest=manifest, accuracy=accuracy, evaluated=evaluated)

@@ -26,10 +26,12 @@ Write endpoints (what a publisher uses), each needing a token (401 without one, 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import hashlib
 import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -106,7 +108,7 @@ class GitHubServer:
         class Handler(_Handler):
             github = server
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05}, name="github-server", daemon=True
@@ -300,6 +302,13 @@ class GitHubServer:
         }
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hangs up mid-request (a killed poller) is no server error worth a traceback."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     github: GitHubServer
     protocol_version = "HTTP/1.1"
@@ -399,7 +408,14 @@ class _Handler(BaseHTTPRequestHandler):
         """The quota key of the caller, or None for a rejected token."""
         auth = self._headers.get("authorization", "")
         scheme, _, token = auth.partition(" ")
-        token = token.strip() if scheme.lower() in {"bearer", "token"} else ""
+        if scheme.lower() == "basic":
+            # GitHub takes a token as the password of Basic authentication (a URL's user info)
+            try:
+                token = base64.b64decode(token.strip(), validate=True).decode().partition(":")[2]
+            except (ValueError, UnicodeDecodeError):
+                token = ""
+        else:
+            token = token.strip() if scheme.lower() in {"bearer", "token"} else ""
         if self.github.require_token is not None:
             return token if token == self.github.require_token else None
         if auth and not token:

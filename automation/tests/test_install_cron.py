@@ -23,6 +23,7 @@ import shutil
 import signal
 import stat
 import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -607,3 +608,49 @@ def test_installed_line_runs_the_poller_and_flock_skips_an_overlapping_run(box: 
     assert again.returncode == 0, again.stderr
     assert calls(record) == 2
     assert box.log_file.read_text().count("stub poller ran") == 2
+
+
+@pytest.fixture
+def own_box() -> Iterator[Box]:
+    """A box for the invoking user: the real interpreter may live where only that user can reach it
+    (a pyenv under /root), so the real poller runs as that user, its crontab saved and restored."""
+    _require_crontab()
+    account = Account(getpass.getuser(), os.getuid(), os.getgid(), throwaway=False)
+    with isolated_crontab(account):
+        made = make_box(account, plain=False)
+        try:
+            yield made
+        finally:
+            shutil.rmtree(made.base, ignore_errors=True)
+
+
+def test_installed_line_runs_the_real_poller_and_pushes_from_a_bare_cron_environment(own_box: Box) -> None:
+    """cron's environment exactly (HOME, LOGNAME, PATH=/usr/bin:/bin, SHELL) and a HOME with no git
+    configuration at all: the installed line runs the real poller, which commits as itself and pushes."""
+    box = own_box
+    from .releases import git, make_world, write_release
+
+    require_tool("git", "apt-get install git")
+    remote, clone = make_world(box.base / "world")
+    releases = box.base / "releases"
+    write_release(releases / "model-v2", 2)
+    shutil.rmtree(box.base / "world" / "seed")
+    assert not (box.home / ".gitconfig").exists() and not (box.home / ".config" / "git").exists()
+    # The real interpreter (its venv has the components on its path); the env file as a user fills it in.
+    write_env_file(
+        box,
+        0o600,
+        extra=f"MODEL_SOURCE=dir:{shlex.quote(str(releases))}\nREPO_PATH={shlex.quote(str(clone))}\n"
+        f"POLLER_PYTHON={shlex.quote(sys.executable)}\n",
+    )
+    box.give()
+    box.set_crontab(None)
+    assert box.run([box.install]).returncode == 0
+    done = box.run(["sh", "-c", command_of(box.installed_line())], env=box.cron_env())
+    log = box.log_file.read_text()
+    assert done.returncode == 0, log[-3000:]
+    shown = git(remote, "-c", "safe.directory=*", "log", "-1", "--format=%an <%ae>%n%B", "main")
+    assert shown.startswith("digit-poller <digit-poller@localhost>\nmodel: v1 -> v2"), shown
+    assert "Digit-Poller: model-v2" in shown
+    assert "pushed model-v2 to origin/main" in log
+    assert SECRET not in log

@@ -17,7 +17,7 @@ import pytest
 from digit_api.manifest import MANIFEST_NAME, TFLITE_NAME, read_manifest
 from digit_poller import signing
 from digit_poller.__main__ import main
-from digit_poller.git import Clone
+from digit_poller.git import Clone, Identity
 
 from .releases import IDENTITY, SHIPPED, git, make_world, write_release
 
@@ -161,13 +161,13 @@ def test_a_push_rejected_because_the_remote_moved_is_retried(world, monkeypatch:
     commit_models = Clone.commit_models
     moved = []
 
-    def commit_then_someone_pushes(self, message: str) -> bool:
+    def commit_then_someone_pushes(self, message: str, *rest) -> bool:
         if not moved:  # between our fetch and our push, a teammate pushes
             (other / "README.md").write_text("edited meanwhile\n")
             git(other, "commit", "--quiet", "-am", "teammate's change")
             git(other, "push", "--quiet", "origin", "main")
             moved.append(True)
-        return commit_models(self, message)
+        return commit_models(self, message, *rest)
 
     monkeypatch.setattr(Clone, "commit_models", commit_then_someone_pushes)
     assert main(["--once"]) == 0
@@ -190,7 +190,7 @@ def test_a_second_run_while_one_holds_the_lock(world, caplog) -> None:
 def test_a_crash_between_writing_and_committing(world, monkeypatch: pytest.MonkeyPatch) -> None:
     make_release(world.releases, 2)
 
-    def crash(self, message: str) -> bool:
+    def crash(self, message: str, *rest) -> bool:
         raise KeyboardInterrupt  # the process is stopped mid-run
 
     monkeypatch.setattr(Clone, "commit_models", crash)
@@ -206,8 +206,13 @@ def test_a_crash_between_writing_and_committing(world, monkeypatch: pytest.Monke
 
 
 def test_a_killed_run_leaves_nothing_the_next_run_trips_on(world) -> None:
-    """SIGKILL leaves what it leaves: a half-written api/models and an unpushed commit are cleaned up."""
+    """SIGKILL leaves what it leaves: a half-written api/models and its journal; the next run puts it right.
+
+    (The crash-point harness below kills real runs at every step; this is the leftover, written by hand.)
+    """
     make_release(world.releases, 2)
+    clone = Clone(world.clone, "origin", "main", world.clone / ".git" / "digit-poller", Identity("t", "t@t"))
+    clone.begin("install")  # what the run did before it started writing
     (world.clone / "api" / "models" / TFLITE_NAME).write_bytes(b"half a model")
     (world.clone / "api" / "models" / ".model.json.tmp-1").write_text("{")
     assert main(["--once"]) == 0
@@ -320,11 +325,11 @@ def test_a_retry_never_puts_an_older_model_over_a_newer_one(world, monkeypatch: 
     commit_models = Clone.commit_models
     raced = []
 
-    def another_poller_pushes_v3_first(self, message: str) -> bool:
+    def another_poller_pushes_v3_first(self, message: str, *rest) -> bool:
         if not raced:
             push_release_from_another_clone(world, 3)
             raced.append(True)
-        return commit_models(self, message)
+        return commit_models(self, message, *rest)
 
     monkeypatch.setattr(Clone, "commit_models", another_poller_pushes_v3_first)
     assert main(["--once"]) == 0
@@ -354,7 +359,7 @@ def test_someone_elses_work_in_the_clone_is_refused_and_left_alone(world, caplog
     make_release(world.releases, 2)
     (world.clone / "README.md").write_text("my local edit\n")
     assert main(["--once"]) == 1
-    assert "changes outside api/models" in caplog.text
+    assert "holds changes the poller did not make (README.md)" in caplog.text
     assert (world.clone / "README.md").read_text() == "my local edit\n"
     assert world.remote_version() == "1"
 
@@ -397,7 +402,7 @@ def test_releases_with_links_or_missing_listed_files_are_refused(world, caplog) 
     folder = make_release(world.releases, 2)
     (folder / TFLITE_NAME).unlink()
     (folder / TFLITE_NAME).symlink_to(SHIPPED / TFLITE_NAME)
-    assert main(["--once"]) == 1
+    assert main(["--once"]) == 2  # what the release is, not a network fault: a rejection
     assert "a symbolic link" in caplog.text
     shutil.rmtree(folder)
     manifest = read_manifest(SHIPPED)

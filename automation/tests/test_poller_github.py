@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import pytest
 
 from digit_api.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME
@@ -10,6 +13,14 @@ from digit_poller.__main__ import main
 from .test_poller import make_release, world  # noqa: F401  (the fixture, shared)
 
 TOKEN = "ghp_test_token_never_logged"  # noqa: S105  (a test value: the point is that it never shows)
+
+
+def wait_is_over(world) -> None:  # noqa: F811
+    """Time passes beyond the wait the source asked for (the poller keeps it in its state file)."""
+    path = world.clone / ".git" / "digit-poller" / "state.json"
+    state = json.loads(path.read_text())
+    assert state["not_before"] > time.time()  # the wait was recorded
+    path.write_text(json.dumps({**state, "not_before": time.time() - 1}))
 
 
 @pytest.fixture
@@ -59,6 +70,7 @@ def test_network_faults_change_nothing_and_the_next_run_succeeds(world, github, 
     server.truncate_downloads = False
     if message == "rate limit":
         server.rate_limited(reset_in_seconds=-1)
+        wait_is_over(world)
     assert main(["--once"]) == 0
     assert world.remote_version() == "2" and world.clone_is_clean()
 

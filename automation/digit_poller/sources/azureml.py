@@ -35,7 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from . import MAX_FILE_BYTES, RELEASE_FILES, Release, SourceError, version_of
+from . import MAX_FILE_BYTES, RELEASE_FILES, BadRelease, Release, SourceError, fingerprint, version_of, with_deadline
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +104,19 @@ def _release_folder(root: Path, what: str) -> Path:
 class AzureMLSource:
     """`ReleaseSource` over `MLClient.models.list(name=...)` and `MLClient.models.download(...)`."""
 
-    def __init__(self, model_name: str, client: object | None = None) -> None:
+    def __init__(
+        self,
+        model_name: str,
+        client: object | None = None,
+        list_deadline: float = 60.0,
+        download_deadline: float = 600.0,
+    ) -> None:
         if not model_name or model_name.strip() != model_name:
             raise ValueError(f"Azure ML model name must be a non-empty name, got {model_name!r}")
         self.model_name = model_name
         self.name = f"azureml:{model_name}"
+        # The SDK's sockets are out of reach, so each call runs against a wall clock in a thread.
+        self.list_deadline, self.download_deadline = list_deadline, download_deadline
         self._client: Any = client
         if client is None:
             # Imported here, not at module import: the SDK is an optional extra, and an ImportError
@@ -137,9 +145,12 @@ class AzureMLSource:
         return self._client
 
     def releases(self) -> list[Release]:
-        client = self._workspace_client()
-        with _azure_errors(f"{self.name}: cannot list the model's versions"):
-            models = list(client.models.list(name=self.model_name))  # a lazy pager: read it inside the guard
+        def listing() -> list[Any]:
+            client = self._workspace_client()
+            with _azure_errors(f"{self.name}: cannot list the model's versions"):
+                return list(client.models.list(name=self.model_name))  # a lazy pager: read it inside the guard
+
+        models = with_deadline(listing, self.list_deadline, f"{self.name}: listing versions")
         found: dict[int, Release] = {}
         for model in models:
             raw = str(getattr(model, "version", "") or "").strip()
@@ -152,16 +163,26 @@ class AzureMLSource:
             if stage in UNPUBLISHED_STAGES:
                 log.debug("%s: version %s is tagged %s=%s: not published yet", self.name, raw, STAGE_TAG, stage)
                 continue
-            found[version] = Release(version=version, tag=f"model-v{version}", assets={})
+            # A registered version's files never change, so the version and its creation identify them.
+            created = getattr(getattr(model, "creation_context", None), "created_at", None)
+            found[version] = Release(
+                version=version, tag=f"model-v{version}", assets={}, fingerprint=fingerprint([raw, str(created)])
+            )
         return sorted(found.values(), key=lambda release: release.version, reverse=True)
 
     def download(self, release: Release, dest: Path) -> None:
-        client = self._workspace_client()
         dest = Path(dest)
         what = f"{self.name} version {release.version}"
-        with tempfile.TemporaryDirectory(prefix="digit-poller-azureml-") as tmp:
-            with _azure_errors(f"{what}: download failed"):
-                client.models.download(name=self.model_name, version=str(release.version), download_path=tmp)
+        # The SDK writes into a folder of the state folder's download area, thrown away at every run,
+        # so a call abandoned at the deadline writes nowhere that matters.
+        with tempfile.TemporaryDirectory(prefix=".azureml-", dir=dest.parent, ignore_cleanup_errors=True) as tmp:
+
+            def fetch() -> None:
+                client = self._workspace_client()
+                with _azure_errors(f"{what}: download failed"):
+                    client.models.download(name=self.model_name, version=str(release.version), download_path=tmp)
+
+            with_deadline(fetch, self.download_deadline, f"{what}: download")
             folder = _release_folder(Path(tmp), what)
             for name in RELEASE_FILES:
                 path = folder / name
@@ -169,5 +190,5 @@ class AzureMLSource:
                     continue
                 size = path.stat().st_size
                 if size > MAX_FILE_BYTES:
-                    raise SourceError(f"{what}: {name} is {size} bytes, larger than the {MAX_FILE_BYTES}-byte cap")
+                    raise BadRelease(f"{what}: {name} is {size} bytes, larger than the {MAX_FILE_BYTES}-byte cap")
                 shutil.copyfile(path, dest / name)

@@ -5,7 +5,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from digit_poller.sources import MAX_FILE_BYTES, RELEASE_FILES, Release, SourceError, version_of
+from digit_poller import crashpoints
+from digit_poller.sources import (
+    MAX_FILE_BYTES,
+    RELEASE_FILES,
+    BadRelease,
+    Release,
+    SourceError,
+    fingerprint,
+    version_of,
+)
 
 
 class DirectorySource:
@@ -21,15 +30,26 @@ class DirectorySource:
             version = version_of(folder.name)
             if version is None or not folder.is_dir():
                 continue
-            assets = {name: str(folder / name) for name in RELEASE_FILES if (folder / name).is_file()}
-            found.append(Release(version=version, tag=folder.name, assets=assets))
+            files = {name: folder / name for name in RELEASE_FILES if (folder / name).is_file()}
+            stats = {name: path.lstat() for name, path in files.items()}
+            found.append(
+                Release(
+                    version=version,
+                    tag=folder.name,
+                    assets={name: str(path) for name, path in files.items()},
+                    sizes={name: stat.st_size for name, stat in stats.items()},
+                    # a file rewritten in place gets a new mtime: a remembered verdict then lapses
+                    fingerprint=fingerprint({name: (s.st_size, s.st_mtime_ns, s.st_ino) for name, s in stats.items()}),
+                )
+            )
         return sorted(found, key=lambda release: release.version, reverse=True)
 
     def download(self, release: Release, dest: Path) -> None:
         for name, location in release.assets.items():
             path = Path(location)
             if path.is_symlink():
-                raise SourceError(f"{path}: a symbolic link; a release holds files, not links to elsewhere")
+                raise BadRelease(f"{path}: a symbolic link; a release holds files, not links to elsewhere")
             if path.stat().st_size > MAX_FILE_BYTES:
-                raise SourceError(f"{path}: larger than the {MAX_FILE_BYTES}-byte cap")
+                raise BadRelease(f"{path}: larger than the {MAX_FILE_BYTES}-byte cap")
             shutil.copyfile(path, Path(dest) / name)
+            crashpoints.reached(f"downloaded {name}")

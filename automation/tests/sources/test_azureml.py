@@ -284,3 +284,27 @@ def test_the_poller_installs_the_highest_registered_version(client, repo, caplog
     assert poll(config, source) == Exit.ERROR
     assert "sign-in failed" in caplog.text
     assert remote_version(repo["remote"]) == "3"
+
+
+def test_an_sdk_call_that_never_returns_is_cut_off_at_the_deadline(client, tmp_path: Path) -> None:
+    """The SDK's sockets are out of the poller's reach: each call runs against a wall clock instead."""
+    import threading
+
+    client.register(make_release(tmp_path / "r", 2), 2)
+    hang = threading.Event()
+
+    def download_hangs(name: str, version: str, download_path: str | Path = ".") -> None:
+        hang.wait(60)  # a storage account that trickles, as far as the caller can tell
+
+    source = AzureMLSource(MODEL, client=client, download_deadline=0.5, list_deadline=0.5)
+    release = source.releases()[0]
+    client.models.download = download_hangs
+    dest = tmp_path / "download" / "dest"
+    dest.mkdir(parents=True)
+    with pytest.raises(SourceError, match=r"download: no answer within 0\.5 s"):
+        source.download(release, dest)
+    client.models.list = lambda **kwargs: hang.wait(60)
+    with pytest.raises(SourceError, match="listing versions: no answer"):
+        source.releases()
+    hang.set()
+    assert list(dest.iterdir()) == []
