@@ -14,14 +14,15 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check
 BUILD_BACKEND := setuptools==80.9.0
 INSTALL := $(PIP) --no-build-isolation
 # A stage is re-installed when any of its packaging files changes.
-SERVE_FILES := release/pyproject.toml release/requirements.txt api/pyproject.toml api/requirements.txt
+SERVE_FILES := release/pyproject.toml release/requirements.txt release/requirements-feedback.txt \
+	api/pyproject.toml api/requirements.txt
 TRAIN_FILES := $(SERVE_FILES) release/requirements-signing.txt release/requirements-github.txt \
 	training/pyproject.toml training/requirements.txt
 DEV_FILES := $(TRAIN_FILES) release/requirements-azure.txt training/requirements-azure.txt \
 	automation/pyproject.toml automation/requirements.txt automation/requirements-azure.txt \
 	testsupport/pyproject.toml testsupport/requirements.txt requirements-dev.txt
 # Debian packages the whole-stack tests drive for real; `make test` installs them when it can.
-SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron
+SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron postgresql
 SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run
 # The unit suites (no browser, no nginx) and the whole-stack ones; `make test` runs both.
 UNIT_TESTS := release/tests api/tests training/tests automation/tests testsupport/tests \
@@ -32,7 +33,7 @@ export REPORT_DIR ?= $(CURDIR)/build/report-images
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench data golden \
-	report-images clean
+	report-images clean dev-database
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
@@ -42,16 +43,16 @@ $(PY):
 	$(PIP) $(BUILD_BACKEND)
 
 $(VENV)/.serve: $(SERVE_FILES) | $(PY)
-	$(INSTALL) -e ./release -e ./api
+	$(INSTALL) -e './release[feedback]' -e ./api
 	touch $@
 
 $(VENV)/.train: $(TRAIN_FILES) $(VENV)/.serve
-	$(INSTALL) -e './release[signing,github]' -e ./training
+	$(INSTALL) -e './release[signing,github,feedback]' -e ./training
 	touch $@
 
 # The Azure extra is installed too: the job definition and the registry source are tested with the real SDK.
 $(VENV)/.dev: $(DEV_FILES) $(VENV)/.train
-	$(INSTALL) -e './release[signing,github,azure]' -e './training[azure]' -e './automation[azure]' -e ./testsupport \
+	$(INSTALL) -e './release[signing,github,azure,feedback]' -e './training[azure]' -e './automation[azure]' -e ./testsupport \
 		-r requirements-dev.txt
 	touch $@
 
@@ -123,3 +124,11 @@ report-images: ## copy the screenshots and plots of the last test or training ru
 
 clean: ## remove the virtual environment and build outputs
 	rm -rf $(VENV) build .pytest_cache .ruff_cache
+
+dev-database: kubernetes/overlays/dev/database.env ## the dev cluster's database password and DATABASE_URL (random, git ignores it)
+
+kubernetes/overlays/dev/database.env:
+	@umask 077; password=$$($(PYTHON) -c 'import secrets; print(secrets.token_hex(24))'); \
+	printf 'POSTGRES_PASSWORD=%s\nDATABASE_URL=postgresql://digit:%s@digit-postgres:5432/feedback\n' \
+	  "$$password" "$$password" > $@
+	@echo "wrote $@ (git ignores it)"

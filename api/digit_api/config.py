@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -14,6 +14,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # Part of the API contract (documented in the OpenAPI schema), hence constants, not settings.
 MAX_BATCH = 128
 MAX_BODY_BYTES = 2 * 1024 * 1024  # nginx's client_max_body_size matches this
+# The feedback store of `make run`: a SQLite file that needs no set-up and survives restarts.
+DEFAULT_DATABASE = REPO_ROOT / "var" / "feedback.sqlite3"
 
 
 class Settings(BaseSettings):
@@ -30,6 +32,20 @@ class Settings(BaseSettings):
     num_threads: int = Field(1, ge=1, le=64)
     # The drawing page the service serves itself in the embedded set-up (`make run`); none if absent.
     static_dir: Path = REPO_ROOT / "frontend" / "static"
+    # Where people's corrections (POST /feedback) are stored: a SQLAlchemy URL, sqlite:///PATH or
+    # postgresql://USER:PASSWORD@HOST/DB. Predictions never touch it.
+    database_url: str = f"sqlite:///{DEFAULT_DATABASE}"
+    # Bring the schema up to date at start (under a lock, so several replicas may race safely).
+    # Off when a separate job with more privileges runs `python -m digit_api.feedback_store upgrade`.
+    database_migrate: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _usable_url(cls, url: str) -> str:
+        # A typo is a deploy error worth stopping for; an unreachable database is not (503s only).
+        from digit_api.feedback_store import check_url  # noqa: PLC0415 (keeps SQLAlchemy off this import)
+
+        return check_url(url)
 
 
 @lru_cache

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import anyio
 from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
@@ -17,10 +18,11 @@ from fastapi_offline import FastAPIOffline
 
 from digit_api import errors
 from digit_api.config import MAX_BATCH, MAX_BODY_BYTES, Settings, get_settings
+from digit_api.feedback_store import FeedbackStore, FeedbackUnavailable
 from digit_api.logs import configure_logging
 from digit_api.metrics import Metrics
 from digit_api.middleware import ServiceMiddleware
-from digit_api.routes import health, predict, v2
+from digit_api.routes import feedback, health, predict, v2
 from digit_api.store import ModelStore
 
 logger = logging.getLogger(__name__)
@@ -31,6 +33,9 @@ Handwritten digit recognition with LiteRT.
 Pixels follow one contract: 784 numbers, row-major 28x28, grayscale, 0 = background, 255 = full ink.
 Batches take at most {MAX_BATCH} digits; bodies at most {MAX_BODY_BYTES} bytes. Every response carries
 `X-Model-Version`. Every route is reachable under `/api/` too.
+
+`POST /feedback` stores a person's verdict on a drawing (the pixels, the right digit) with the model's own
+answer, worked out again by the server; nothing that identifies a person is stored.
 """
 
 
@@ -38,6 +43,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     metrics = Metrics()
     store = ModelStore(settings.model_dir, metrics, num_threads=settings.num_threads)
+    # Built now, connected on first use: predictions never wait for the database.
+    feedback_store = FeedbackStore(settings.database_url, migrate=settings.database_migrate)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -46,13 +53,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # garbage collector's scans removes most of the pauses that show up as tail latency.
         gc.freeze()
         watcher = asyncio.create_task(store.watch(settings.reload_interval)) if settings.reload_interval else None
+        # The schema is brought up to date in the background (the first /feedback does it too if
+        # this has not finished): the service is ready as soon as its model is, database or not.
+        # A SQLite file is made by the first verdict, so a service that never gets one leaves none behind.
+        schema = asyncio.create_task(prepare_feedback(feedback_store)) if feedback_store.backend != "sqlite" else None
         try:
             yield
         finally:
-            if watcher:
-                watcher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await watcher
+            for task in (watcher, schema):
+                if task:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+            feedback_store.close()
 
     # FastAPIOffline serves Swagger UI and ReDoc from the package, not a CDN: /docs works offline
     # and under a Content-Security-Policy that allows no other origin.
@@ -67,14 +80,25 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.store = store
     app.state.metrics = metrics
+    app.state.feedback = feedback_store
+    app.state.feedback_limiter = anyio.CapacityLimiter(feedback.DATABASE_THREADS)
     app.include_router(predict.router)
     app.include_router(health.router)
     app.include_router(v2.router)
+    app.include_router(feedback.router)
     errors.install(app)
     app.add_middleware(ServiceMiddleware, store=store, metrics=metrics, max_body_bytes=MAX_BODY_BYTES)
     if (settings.static_dir / "index.html").is_file():
         serve_page(app, settings.static_dir)
     return app
+
+
+async def prepare_feedback(feedback_store: FeedbackStore) -> None:
+    try:
+        await asyncio.to_thread(feedback_store.ensure_schema)
+        logger.info("feedback store ready: %s", feedback_store.url)
+    except FeedbackUnavailable:
+        pass  # logged by the store; /feedback answers 503 and tries again
 
 
 def serve_page(app: FastAPI, static_dir: Path) -> None:

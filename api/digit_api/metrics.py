@@ -32,6 +32,12 @@ class Metrics:
             "model_info", "The model in service (value 1)", ["name", "version"], registry=self.registry
         )
         self.reloads = Counter("model_reloads", "Model loads by result", ["result"], registry=self.registry)
+        self.feedback = Counter(
+            "feedback",
+            "People's verdicts by model version and outcome (confirmed, corrected, duplicate)",
+            ["model_version", "outcome"],
+            registry=self.registry,
+        )
         # `.labels()` builds and locks on every call; the label sets are few, so keep their children.
         self._request_children: dict[tuple[str, str, int], tuple] = {}
         self._prediction_children: dict[str, object] = {}

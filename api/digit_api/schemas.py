@@ -131,3 +131,39 @@ class V2InferResponse(BaseModel):
 
 class V2Error(BaseModel):
     error: str
+
+
+class FeedbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    pixels: Pixels
+    label: StrictInt = Field(description="the digit it is, one of GET /model's labels")
+    request_id: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9._-]{1,128}$", description="X-Request-Id of the prediction this verdict is on"
+    )
+
+
+class Heard(BaseModel):
+    model_version: str
+    confirmed: int = Field(description="verdicts that agreed with the model")
+    corrected: int = Field(description="verdicts that gave another digit")
+    accuracy: float | None = Field(description="confirmed / (confirmed + corrected); null before any verdict")
+
+
+class FeedbackOut(BaseModel):
+    id: str = Field(description="the verdict's id: the same drawing with the same label always has the same one")
+    stored: bool = Field(description="false when this drawing with this label had been stored already")
+    label: int
+    prediction: int = Field(description="the model's own answer on these pixels, worked out by the server")
+    confirmed: bool = Field(description="the label is the model's answer")
+    model_version: str
+    heard: Heard = Field(description="what this model version has heard so far")
+
+
+class VersionFeedback(Heard):
+    labels: list[str]
+    confusion_matrix: list[list[int]] = Field(description="rows: the label people gave, columns: the model's answer")
+
+
+class FeedbackStats(BaseModel):
+    model_version: str | None = Field(description="the model in service")
+    versions: list[VersionFeedback] = Field(description="newest version first")

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ def make_client(tmp_path: Path):
 
     def make(model_dir: Path, **settings) -> TestClient:
         settings.setdefault("reload_interval", 0)
+        # Each test's own feedback file, never the repository's var/.
+        settings.setdefault("database_url", f"sqlite:///{tmp_path / 'feedback.sqlite3'}")
         client = TestClient(create_app(Settings(model_dir=model_dir, **settings)), raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
@@ -64,3 +67,22 @@ def digit(held_out_digits) -> tuple[list[int], int]:
     """A held-out digit the shipped model gets right, as 784 ints, and its label."""
     images, labels = held_out_digits
     return images[0].ravel().tolist(), int(labels[0])
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL server (Debian's package) for the session; each test makes its own database."""
+    from digit_testing import pgserver
+
+    server = pgserver.start_server()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty feedback database of each kind the service supports."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"test_{uuid.uuid4().hex[:12]}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import schemathesis
@@ -13,7 +14,11 @@ from digit_api.main import create_app
 
 SHIPPED = Path(__file__).resolve().parents[1] / "models"
 
-app = create_app(Settings(model_dir=SHIPPED, reload_interval=0))
+# POST /feedback is fuzzed too: its rows go to a scratch database, never the repository's var/.
+DATABASE = tempfile.TemporaryDirectory(prefix="fuzz-feedback-")
+app = create_app(
+    Settings(model_dir=SHIPPED, reload_interval=0, database_url=f"sqlite:///{DATABASE.name}/feedback.sqlite3")
+)
 # Schemathesis calls the app without running its lifespan: load the model the way the lifespan does.
 app.state.store.refresh()
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)

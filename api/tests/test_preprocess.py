@@ -32,7 +32,7 @@ from digit_api.preprocess import (
 )
 from digit_release.model import LiteRTModel
 from digit_testing import golden as golden_vectors
-from digit_training.data import held_out
+from digit_testing.releases import held_out
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "api" / "models"

@@ -30,6 +30,8 @@ DEFAULT_MIME_TYPES = Path("/etc/nginx/mime.types")
 
 DEFAULT_RATE_LIMIT = "20r/s"
 DEFAULT_RATE_BURST = 40
+DEFAULT_FEEDBACK_RATE_LIMIT = "1r/s"
+DEFAULT_FEEDBACK_RATE_BURST = 10
 
 # Placeholders are ${UPPER_CASE} only: nginx's own variables ($host, $request_id) are lower case
 # and written without braces, so they are never touched.
@@ -99,6 +101,8 @@ def render(
     static_root: Path = DEFAULT_STATIC_ROOT,
     rate_limit: str = DEFAULT_RATE_LIMIT,
     rate_burst: int = DEFAULT_RATE_BURST,
+    feedback_rate_limit: str = DEFAULT_FEEDBACK_RATE_LIMIT,
+    feedback_rate_burst: int = DEFAULT_FEEDBACK_RATE_BURST,
     host: str = "127.0.0.1",
     mime_types: Path = DEFAULT_MIME_TYPES,
 ) -> Path:
@@ -111,6 +115,10 @@ def render(
         raise RenderError(f"--rate-limit {rate_limit!r} is not nginx's rate syntax, like 20r/s or 600r/m")
     if rate_burst < 0:
         raise RenderError(f"--rate-burst {rate_burst} is negative")
+    if not RATE.fullmatch(feedback_rate_limit):
+        raise RenderError(f"--feedback-rate-limit {feedback_rate_limit!r} is not nginx's rate syntax, like 1r/s")
+    if feedback_rate_burst < 0:
+        raise RenderError(f"--feedback-rate-burst {feedback_rate_burst} is negative")
     static_root = Path(static_root).resolve()
     if not (static_root / "index.html").is_file():
         raise RenderError(f"--static-root {static_root} has no index.html")
@@ -123,6 +131,8 @@ def render(
         "API_UPSTREAM": api_upstream,
         "API_RATE_LIMIT": rate_limit,
         "API_RATE_BURST": str(rate_burst),
+        "FEEDBACK_RATE_LIMIT": feedback_rate_limit,
+        "FEEDBACK_RATE_BURST": str(feedback_rate_burst),
         "NGINX_ACCESS_LOG": str(out_dir / "access.log"),
     }
     site = render_template(TEMPLATE.read_text(encoding="utf-8"), values)
@@ -182,6 +192,17 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=DEFAULT_RATE_BURST,
         help="requests over the rate before 429 (default %(default)s)",
     )
+    parser.add_argument(
+        "--feedback-rate-limit",
+        default=DEFAULT_FEEDBACK_RATE_LIMIT,
+        help="per-client rate on /api/feedback (default %(default)s)",
+    )
+    parser.add_argument(
+        "--feedback-rate-burst",
+        type=int,
+        default=DEFAULT_FEEDBACK_RATE_BURST,
+        help="verdicts over that rate before 429 (default %(default)s)",
+    )
     parser.add_argument("--mime-types", type=Path, default=DEFAULT_MIME_TYPES, help="nginx's mime.types")
     parser.add_argument("--check", action="store_true", help="run `nginx -t` on the result and return its exit code")
     return parser.parse_args(argv)
@@ -197,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             static_root=args.static_root,
             rate_limit=args.rate_limit,
             rate_burst=args.rate_burst,
+            feedback_rate_limit=args.feedback_rate_limit,
+            feedback_rate_burst=args.feedback_rate_burst,
             host=args.host,
             mime_types=args.mime_types,
         )

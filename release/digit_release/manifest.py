@@ -77,18 +77,43 @@ class EvalSet(_Strict):
     size: int = Field(gt=0)
 
 
+class FeedbackMetrics(_Strict):
+    """Accuracy on the held-out share of the feedback sets the model was trained with."""
+
+    accuracy: float | None = Field(ge=0.0, le=1.0, description="null when no feedback digit was held out")
+    correct: int = Field(ge=0)
+    size: int = Field(ge=0)
+    sets: list[str] = Field(description="ids of the feedback sets whose held-out digits were measured")
+
+
+def _absent(value: object) -> bool:
+    return value is None or value == []
+
+
 class Metrics(_Strict):
     accuracy: float = Field(ge=0.0, le=1.0)
     correct: int = Field(ge=0)
     per_class_accuracy: dict[str, float]
     confusion_matrix: list[list[int]] = Field(description="rows: true class, columns: predicted")
     eval_set: EvalSet
+    # Added after schema_version 1 shipped, optional and left out when empty: a manifest without
+    # feedback is written exactly as before, so older readers (extra="forbid") still take it.
+    feedback: FeedbackMetrics | None = Field(None, exclude_if=_absent)
 
 
 class DatasetRef(_Strict):
     id: str
     sha256: Sha256
     train_size: int = Field(gt=0)
+
+
+class FeedbackSetRef(_Strict):
+    """An exported, reviewed set of people's corrections that the model was trained with."""
+
+    id: str
+    sha256: Sha256
+    train_size: int = Field(ge=0, description="digits of the set trained on")
+    holdout_size: int = Field(ge=0, description="digits of the set held out (chosen by id hash) and measured")
 
 
 class Runner(_Strict):
@@ -103,6 +128,7 @@ class TrainingInfo(_Strict):
     runner: Runner
     frameworks: dict[str, str]
     duration_seconds: float = Field(ge=0.0)
+    feedback: list[FeedbackSetRef] = Field(default_factory=list, exclude_if=_absent)
 
 
 class ModelManifest(_Strict):

@@ -1,4 +1,4 @@
-"""Whole-stack fixtures: the real API and Debian's nginx with the project's config, on loopback ports."""
+"""Whole-stack fixtures: the real API, Debian's nginx with the project's config and Debian's Chromium, on loopback."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from collections.abc import Iterator
 import pytest
 
 from digit_testing.processes import RunningApi, running_api
+from digit_testing.tooling import require_tool
 
 from .stack import REPO, Nginx, nginx_binary, start_nginx, stop
 
@@ -26,3 +27,27 @@ def stack(api: RunningApi, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     server, process = start_nginx(nginx_binary(), tmp_path_factory.mktemp("nginx"), api.url.removeprefix("http://"))
     yield server
     stop(process)
+
+
+CHROMIUM = "/usr/bin/chromium"
+# As root in a container Chromium needs --no-sandbox; the rest keeps it off the (closed) network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="session")
+def browser():
+    require_tool(CHROMIUM, "apt-get install chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()

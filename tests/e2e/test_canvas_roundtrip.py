@@ -18,8 +18,8 @@ from PIL import Image
 
 from digit_api.preprocess import image_to_pixels
 from digit_release.model import LiteRTModel
+from digit_testing.releases import held_out
 from digit_testing.tooling import require_tool as require
-from digit_training.data import held_out
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_DIR = REPO / "api" / "models"

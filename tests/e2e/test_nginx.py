@@ -93,6 +93,8 @@ def test_template_placeholders_are_the_documented_ones() -> None:
         "API_UPSTREAM",
         "API_RATE_LIMIT",
         "API_RATE_BURST",
+        "FEEDBACK_RATE_LIMIT",
+        "FEEDBACK_RATE_BURST",
         "NGINX_ACCESS_LOG",
     }
 
@@ -119,6 +121,8 @@ def test_image_entrypoint_renders_the_same_config() -> None:
         "API_UPSTREAM": "digit-api:8000",
         "API_RATE_LIMIT": "20r/s",
         "API_RATE_BURST": "40",
+        "FEEDBACK_RATE_LIMIT": "1r/s",
+        "FEEDBACK_RATE_BURST": "10",
         "NGINX_ACCESS_LOG": "/dev/stdout",
     }
     pod = {
@@ -205,7 +209,7 @@ def test_gzip_for_text_when_asked(client: httpx.Client) -> None:
 
 
 def test_predict_through_nginx(client: httpx.Client, api: Api) -> None:
-    from digit_training.data import held_out
+    from digit_testing.releases import held_out
 
     images, labels = held_out()
     version = httpx.get(f"{api.url}/model").json()["version"]
@@ -323,6 +327,37 @@ def test_rate_limit_answers_429_json(nginx_bin: str, api: Api, tmp_path: Path) -
             assert {session.get("/").status_code for _ in range(10)} == {200}
     finally:
         stop(process)
+
+
+def test_feedback_has_its_own_rate_limit(nginx_bin: str, api: Api, tmp_path: Path) -> None:
+    """A flood of verdicts is throttled on its own bucket; predictions from the same client go on."""
+    server, process = start_nginx(
+        nginx_bin,
+        tmp_path,
+        api.url.removeprefix("http://"),
+        feedback_rate_limit="1r/m",
+        feedback_rate_burst=2,
+    )
+    bad_verdict = {"pixels": [0] * 784, "label": 3}  # refused by the API (empty), but counted by nginx
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as session:
+            statuses = [session.post("/api/feedback", json=bad_verdict).status_code for _ in range(6)]
+            assert statuses[:3] == [422] * 3, statuses  # one, plus the burst of two, reach the API
+            assert statuses[3:] == [429] * 3, statuses
+            limited = session.post("/api/feedback", json=bad_verdict)
+            assert limited.json() == TOO_MANY
+            assert session.get("/api/feedback/stats").status_code == 429  # the same bucket
+            predictions = [session.post("/api/predict", json=[0] * 784).status_code for _ in range(10)]
+            assert predictions == [200] * 10
+    finally:
+        stop(process)
+
+
+def test_feedback_reaches_the_api_with_the_prefix_stripped(client: httpx.Client) -> None:
+    response = client.get("/api/feedback/stats")
+    assert response.status_code == 200, response.text
+    assert response.json()["model_version"] == "1"
+    assert response.headers["x-frame-options"] == "DENY"
 
 
 def test_api_down_gives_json_503(nginx_bin: str, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ the model version, the error box. The same tests write the screenshots the READM
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
@@ -13,34 +14,10 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from digit_testing.tooling import require_tool as require
-
 from .strokes import DIGITS, Stroke
 
 # Under build/ unless REPORT_DIR says otherwise: `make report-images` copies them into report-images/.
 REPORT_IMAGES = Path(os.environ.get("REPORT_DIR", Path(__file__).resolve().parents[2] / "build" / "report-images"))
-CHROMIUM = "/usr/bin/chromium"
-# As root in a container Chromium needs --no-sandbox; the rest keeps it off the (closed) network.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture(scope="session")
-def browser():
-    require(CHROMIUM, "apt-get install chromium")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -146,19 +123,109 @@ def test_screenshot_of_a_prediction(page) -> None:
     page.screenshot(path=REPORT_IMAGES / "page-prediction.png")
 
 
+def on_screen(page, selector: str, width: int = 375, height: int = 667) -> None:
+    """The element is wholly inside the viewport, with the page not scrolled."""
+    box = page.locator(selector).bounding_box()
+    assert box is not None, f"{selector} is not displayed"
+    assert page.evaluate("window.scrollY") == 0
+    assert box["x"] >= 0 and box["x"] + box["width"] <= width, f"{selector} sticks out sideways: {box}"
+    assert box["y"] >= 0 and box["y"] + box["height"] <= height, f"{selector} runs past the bottom: {box}"
+
+
 def test_phone_sized_screen(browser, stack) -> None:
+    """On a 375x667 phone the canvas, the answer, its bars and every verdict button are on the first
+    screen, without scrolling; so is the thanks after a verdict."""
     context = browser.new_context(
-        viewport={"width": 375, "height": 740}, device_scale_factor=2, has_touch=True, reduced_motion="reduce"
+        viewport={"width": 375, "height": 667}, device_scale_factor=2, has_touch=True, reduced_motion="reduce"
     )
     page = context.new_page()
     page.goto(stack.url + "/")
-    box = page.locator("#canvas").bounding_box()
-    assert box["x"] >= 0 and box["x"] + box["width"] <= 375  # no sideways scrolling
-    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375  # no sideways scrolling
     draw(page, DIGITS[0])
     wait_for_digit(page, 0)
+    for selector in ("#canvas", "#undo", "#clear", "#prediction", "#probability", "#bars", "#confirm"):
+        on_screen(page, selector)
+    buttons = page.locator("#correct button")
+    assert buttons.count() == 10
+    for i in range(10):
+        on_screen(page, f"#correct button >> nth={i}")
+        assert buttons.nth(i).bounding_box()["height"] >= 44  # a finger's target
+    assert page.locator("#bars li.best").get_attribute("data-label") == "0"
+    page.locator("#correct button[data-label='6']").tap()
+    expect(page.locator("#thanks")).to_contain_text("Noted: it is a 6, not a 0")
+    on_screen(page, "#thanks")
     page.screenshot(path=REPORT_IMAGES / "page-phone.png")
     context.close()
+
+
+def feedback_requests(page) -> list:
+    sent: list = []
+    page.on("request", lambda request: sent.append(request) if request.url.endswith("/api/feedback") else None)
+    return sent
+
+
+def test_nothing_is_sent_until_the_person_gives_a_verdict(page) -> None:
+    sent = feedback_requests(page)
+    assert page.locator("#confirm").is_disabled()  # no answer, nothing to judge
+    draw(page, DIGITS[7])
+    wait_for_digit(page, 7)
+    expect(page.locator("#feedback-question")).to_have_text("Is it a 7?")
+    page.wait_for_timeout(600)
+    assert sent == []
+    with page.expect_response("**/api/feedback") as answer:
+        page.locator("#confirm").click()
+    assert answer.value.status in (200, 201)
+    expect(page.locator("#thanks")).to_contain_text("You confirmed the 7")
+    expect(page.locator("#thanks")).to_contain_text("Model 1 has heard")
+    assert json.loads(sent[0].post_data)["label"] == 7
+    # One verdict per drawing: the buttons rest until the next answer.
+    assert page.locator("#confirm").is_disabled() and page.locator("#correct button >> nth=3").is_disabled()
+    page.keyboard.press("3")
+    page.wait_for_timeout(300)
+    assert len(sent) == 1
+    assert page.locator("#error").is_hidden()
+
+
+def test_a_correction_by_key_sends_the_answered_pixels(page) -> None:
+    """The verdict carries the very pixels the answer was about and that prediction's request id."""
+    predictions: list = []
+    page.on("response", lambda r: predictions.append(r) if r.url.endswith("/api/predict") else None)
+    sent = feedback_requests(page)
+    draw(page, DIGITS[4])
+    wait_for_digit(page, 4)
+    page.wait_for_timeout(300)  # the answer to the pen being lifted is the last one
+    last = predictions[-1]
+    page.keyboard.press("9")
+    expect(page.locator("#thanks")).to_contain_text("Noted: it is a 9, not a 4")
+    [request] = sent
+    body = json.loads(request.post_data)
+    assert body["label"] == 9
+    assert body["pixels"] == json.loads(last.request.post_data)["pixels"]
+    assert body["request_id"] == last.headers["x-request-id"]
+    # Starting another stroke makes the answer on screen stale: no verdict until the next one.
+    box = page.locator("#canvas").bounding_box()
+    page.mouse.move(box["x"] + 30, box["y"] + 30)
+    page.mouse.down()
+    assert page.locator("#confirm").is_disabled()
+    page.mouse.move(box["x"] + 60, box["y"] + 40, steps=2)
+    page.mouse.up()
+    expect(page.locator("#confirm")).to_be_enabled(timeout=5000)
+
+
+def test_a_verdict_the_service_cannot_store_is_said_and_can_be_given_again(own_stack) -> None:
+    """The real API with its database down: the drawing is still answered, the verdict gets the
+    service's 503 in #error, and the buttons stay usable for another try."""
+    page, _ = own_stack(api_env={"DATABASE_URL": "postgresql://digit:pw@127.0.0.1:1/feedback"})
+    draw(page, DIGITS[2])
+    wait_for_digit(page, 2)
+    page.locator("#correct button[data-label='5']").click()
+    error = page.locator("#error")
+    expect(error).to_be_visible()
+    expect(error).to_contain_text("feedback cannot be stored right now")
+    expect(error).to_contain_text("predictions are not affected")
+    assert page.locator("#thanks").is_hidden()
+    expect(page.locator("#confirm")).to_be_enabled()
+    assert page.locator("#prediction").inner_text() == "2"
 
 
 @pytest.fixture
@@ -173,8 +240,8 @@ def own_stack(browser, tmp_path: Path):
 
     processes, apis = [], ExitStack()
 
-    def start(**nginx_options):
-        api = apis.enter_context(running_api(SHIPPED, tmp_path))
+    def start(api_env: dict[str, str] | None = None, **nginx_options):
+        api = apis.enter_context(running_api(SHIPPED, tmp_path, api_env))
         server, proxy = start_nginx(
             nginx_binary(), tmp_path / "nginx", api.url.removeprefix("http://"), **nginx_options
         )

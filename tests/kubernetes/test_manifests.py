@@ -90,10 +90,35 @@ def _renderer() -> list[str] | None:
     return None
 
 
+DEV_DATABASE_ENV = KUBERNETES / "overlays" / "dev" / "database.env"
+# What `make dev-database` writes (with a random password), for rendering.
+TEST_PASSWORD = "0123456789abcdef0123456789abcdef0123456789abcdef"  # noqa: S105 - a fixture, not a secret
+TEST_DATABASE_ENV = (
+    f"POSTGRES_PASSWORD={TEST_PASSWORD}\nDATABASE_URL=postgresql://digit:{TEST_PASSWORD}@digit-postgres:5432/feedback\n"
+)
+
+
+@cache
+def _with_database_env() -> Path:
+    """A copy of kubernetes/ with the dev overlay's database.env written, as a developer has it.
+
+    The file is never in the repository (the password is made on each machine), and the tests do
+    not write into the working tree: they render the copy.
+    """
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="digit-kubernetes-")) / "kubernetes"
+    shutil.copytree(KUBERNETES, root)
+    (root / "overlays" / "dev" / "database.env").write_text(TEST_DATABASE_ENV)
+    return root
+
+
 @cache
 def _render_dir(directory: str) -> tuple[dict[str, Any], ...]:
     command = _renderer()
     assert command is not None
+    if Path(directory).resolve().is_relative_to(KUBERNETES.resolve()):
+        directory = str(_with_database_env() / Path(directory).resolve().relative_to(KUBERNETES.resolve()))
     result = subprocess.run([*command, directory], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{' '.join(command)} {directory} failed:\n{result.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
@@ -126,8 +151,8 @@ def named(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 
 def containers(objs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
-    """(deployment, pod spec, container) for every container and init container."""
-    deployments = of_kind(objs, "Deployment")
+    """(workload, pod spec, container) for every container and init container of Deployments and StatefulSets."""
+    deployments = of_kind(objs, "Deployment") + of_kind(objs, "StatefulSet")
     assert deployments
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
@@ -153,10 +178,10 @@ def selected_deployment(objs: list[dict[str, Any]], selector: dict[str, str]) ->
     """The one Deployment whose pods a matchLabels-style selector selects."""
     matches = [
         d
-        for d in of_kind(objs, "Deployment")
+        for d in of_kind(objs, "Deployment") + of_kind(objs, "StatefulSet")
         if selector.items() <= d["spec"]["template"]["metadata"].get("labels", {}).items()
     ]
-    assert len(matches) == 1, f"selector {selector} selects {len(matches)} Deployments"
+    assert len(matches) == 1, f"selector {selector} selects {len(matches)} workloads"
     return matches[0]
 
 
@@ -252,6 +277,9 @@ def test_every_container_has_readiness_and_liveness_probes(objects: list[dict[st
             if probe is None and probe_kind == "startupProbe":
                 continue
             assert probe, f"{where(deployment, container)} has no {probe_kind}"
+            if container["name"] == "postgres":  # no HTTP in a database: its own readiness tool
+                assert probe.get("exec", {}).get("command", [""])[0] == "pg_isready", probe
+                continue
             assert "httpGet" in probe, f"{where(deployment, container)} {probe_kind} is not an HTTP check"
             container_port(container, probe["httpGet"]["port"])
             assert probe.get("timeoutSeconds", 1) <= probe.get("periodSeconds", 10)
@@ -377,7 +405,7 @@ def test_services_reach_declared_container_ports(objects: list[dict[str, Any]]) 
 
 
 def test_selectors_use_only_the_name_label_and_match_the_pods(objects: list[dict[str, Any]]) -> None:
-    for deployment in of_kind(objects, "Deployment"):
+    for deployment in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet"):
         name = deployment["metadata"]["name"]
         selector = name_only(deployment["spec"]["selector"], f"Deployment {name}")
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -400,7 +428,7 @@ def test_selectors_use_only_the_name_label_and_match_the_pods(objects: list[dict
 
 
 def test_no_pod_gets_a_service_account_token(objects: list[dict[str, Any]]) -> None:
-    for deployment in of_kind(objects, "Deployment"):
+    for deployment in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet"):
         pod = deployment["spec"]["template"]["spec"]
         account_name = pod.get("serviceAccountName")
         assert account_name and account_name != "default", deployment["metadata"]["name"]
@@ -515,3 +543,105 @@ def test_prod_images_are_placeholders_that_an_outer_kustomization_sets(tmp_path:
         assert image == f"ghcr.io/example-org/{name}:{sha}"
         assert IMAGE_REFERENCE.match(image)
     assert named(objs, "Deployment", API)["spec"]["replicas"] == 3
+
+
+# ---- the feedback store --------------------------------------------------------------------------
+
+API_DATABASE = "digit-api-database"
+POSTGRES = "digit-postgres"
+
+
+def env_of(container: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {e["name"]: e for e in container.get("env", [])}
+
+
+def secret_ref(container: dict[str, Any], variable: str) -> dict[str, str]:
+    reference = env_of(container)[variable].get("valueFrom", {}).get("secretKeyRef")
+    assert reference, f"{container['name']}: {variable} is not read from a Secret"
+    return reference
+
+
+def test_the_api_reads_database_url_from_a_secret(objects: list[dict[str, Any]]) -> None:
+    api = the_container(named(objects, "Deployment", API))
+    reference = secret_ref(api, "DATABASE_URL")
+    assert reference["key"] == "DATABASE_URL"
+    assert reference["name"].startswith(API_DATABASE)
+    assert "value" not in env_of(api)["DATABASE_URL"]
+
+
+def test_dev_runs_postgresql_as_a_locked_down_stateful_set_with_its_own_volume() -> None:
+    objs = render("dev")
+    database = named(objs, "StatefulSet", POSTGRES)
+    spec = database["spec"]
+    assert spec["replicas"] == 1 and spec["serviceName"] == POSTGRES
+    pod = spec["template"]["spec"]
+    container = the_container(database)
+    name, _, tag = container["image"].partition(":")
+    assert name == "postgres" and tag and tag != "latest"  # the official image, pinned
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 999
+    assert pod["securityContext"]["fsGroup"] == 999
+    [claim] = spec["volumeClaimTemplates"]
+    assert claim["spec"]["accessModes"] == ["ReadWriteOnce"] and claim["spec"]["resources"]["requests"]["storage"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    data_dir = mounts[claim["metadata"]["name"]]
+    pgdata = env_of(container)["PGDATA"]["value"]
+    assert pgdata.startswith(data_dir + "/"), "initdb needs its own folder inside the volume"
+    service = named(objs, "Service", POSTGRES)
+    assert service["spec"]["type"] == "ClusterIP"
+    assert [p["port"] for p in service["spec"]["ports"]] == [5432]
+    assert selected_deployment(objs, service["spec"]["selector"]) is database
+
+
+def test_only_the_api_reaches_the_database() -> None:
+    objs = render("dev")
+    database_labels = named(objs, "StatefulSet", POSTGRES)["spec"]["template"]["metadata"]["labels"]
+    api_labels = named(objs, "Deployment", API)["spec"]["template"]["metadata"]["labels"]
+    frontend_labels = named(objs, "Deployment", FRONTEND)["spec"]["template"]["metadata"]["labels"]
+    policy = named(objs, "NetworkPolicy", POSTGRES)["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= database_labels.items()
+    assert policy["policyTypes"] == ["Ingress"]
+    [rule] = policy["ingress"]
+    [peer] = rule["from"]
+    assert set(peer) == {"podSelector"}
+    selector = name_only(peer["podSelector"], "database peer")
+    assert selector.items() <= api_labels.items() and not selector.items() <= frontend_labels.items()
+    assert [(p.get("protocol", "TCP"), p["port"]) for p in rule["ports"]] == [("TCP", 5432)]
+
+
+def test_dev_wires_one_generated_secret_to_the_api_and_the_database() -> None:
+    import base64
+
+    objs = render("dev")
+    [secret] = of_kind(objs, "Secret")
+    data = {k: base64.b64decode(v).decode() for k, v in secret["data"].items()}
+    api = the_container(named(objs, "Deployment", API))
+    database = the_container(named(objs, "StatefulSet", POSTGRES))
+    assert secret_ref(api, "DATABASE_URL")["name"] == secret["metadata"]["name"]
+    assert secret_ref(database, "POSTGRES_PASSWORD") == {"name": secret["metadata"]["name"], "key": "POSTGRES_PASSWORD"}
+    from sqlalchemy.engine import make_url
+
+    url = make_url(data["DATABASE_URL"])
+    env = env_of(database)
+    assert (url.host, url.port) == (POSTGRES, 5432)
+    assert (url.username, url.database) == (env["POSTGRES_USER"]["value"], env["POSTGRES_DB"]["value"])
+    assert url.password == data["POSTGRES_PASSWORD"]
+
+
+def test_no_database_password_is_committed() -> None:
+    """The dev password is made on each machine (Makefile); git ignores the file that holds it."""
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", str(DEV_DATABASE_ENV)], cwd=ROOT, check=False, capture_output=True
+    )
+    assert ignored.returncode == 0, "kubernetes/overlays/dev/database.env must be in .gitignore"
+    tracked = subprocess.run(["git", "ls-files", "kubernetes"], cwd=ROOT, check=True, capture_output=True, text=True)
+    assert "database.env" not in tracked.stdout.split()
+    for path in KUBERNETES.rglob("*.yaml"):
+        assert "POSTGRES_PASSWORD=" not in path.read_text(), path
+
+
+def test_prod_uses_a_managed_database_whose_secret_is_made_outside_the_repository() -> None:
+    objs = render("prod")
+    assert not of_kind(objs, "Secret") and not of_kind(objs, "StatefulSet")
+    assert secret_ref(the_container(named(objs, "Deployment", API)), "DATABASE_URL")["name"] == API_DATABASE
+    notes = (KUBERNETES / "overlays" / "prod" / "kustomization.yaml").read_text()
+    assert "kubectl -n digit create secret generic digit-api-database" in notes

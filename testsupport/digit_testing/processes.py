@@ -81,11 +81,18 @@ def running_api(
 ) -> Iterator[RunningApi]:
     """`digit-api` serving `model_dir` on a free port, its output in a log file under `log_dir`.
 
+    Its feedback database is a SQLite file of its own under `log_dir` unless `env` names one.
     With `ready`, returns once /readyz answers 200; otherwise once the service answers /healthz.
     """
     port = free_port()
     log = Path(log_dir) / f"api-{port}.log"
-    settings = {"HOST": "127.0.0.1", "PORT": str(port), "MODEL_DIR": str(model_dir), **(env or {})}
+    settings = {
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "MODEL_DIR": str(model_dir),
+        "DATABASE_URL": f"sqlite:///{Path(log_dir) / f'feedback-{port}.sqlite3'}",
+        **(env or {}),
+    }
     with open(log, "wb") as out:  # a file, not a pipe: a full pipe would stall the service
         process = subprocess.Popen(
             [sys.executable, "-m", "digit_api"], env={**os.environ, **settings}, stdout=out, stderr=subprocess.STDOUT

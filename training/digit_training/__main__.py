@@ -3,6 +3,7 @@
     python -m digit_training                       # params.yaml, bundled data -> build/model
     python -m digit_training --data keras          # the full 70,000-digit MNIST (downloads once)
     python -m digit_training --ship api/models     # and put it in service (make ship)
+    python -m digit_training --feedback build/feedback/2026-11/feedback.npz   # with reviewed corrections
 
 Exit codes: 0 a release was written; 1 the run failed (export parity, I/O); 2 bad parameters
 or data, named in the message.
@@ -54,6 +55,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-train-samples", type=positive_int, help="train on the first N digits only (smoke runs)")
     parser.add_argument("--ship", type=Path, metavar="MODEL_DIR", help="then copy model.tflite + model.json there")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--feedback",
+        type=Path,
+        action="append",
+        metavar="NPZ",
+        help="a reviewed feedback set (python -m digit_training.feedback export) to train with; repeatable. "
+        "Given, it replaces params.yaml's `feedback:` list",
+    )
     return parser.parse_args(argv)
 
 
@@ -80,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         max_train_samples=args.max_train_samples,
         ship_dir=args.ship,
         verbose=0 if args.quiet else "auto",
+        feedback=tuple(args.feedback) if args.feedback else tuple(args.params.parent / p for p in params.feedback),
     )
     try:
         manifest = run(config)
@@ -92,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{manifest.tag}: accuracy {manifest.metrics.accuracy:.2%} on {manifest.metrics.eval_set.size} held-out digits"
     )
+    feedback = manifest.metrics.feedback
+    if feedback and feedback.accuracy is not None:
+        print(f"{manifest.tag}: accuracy {feedback.accuracy:.2%} on {feedback.size} held-out feedback digits")
     return EXIT_OK
 
 

@@ -11,6 +11,11 @@ version N of the model, which the poller's `azureml:MODEL_NAME` source reads as 
 N is 1 + the highest version registered (by number, never by date) and is passed to the job
 (`--version N`), so the manifest inside the release says the same N as the registry.
 
+Reviewed feedback sets (`--feedback NPZ`, or params.yaml's `feedback:` list) are uploaded as
+versioned data assets of type uri_file, named `digit-feedback` (a set already uploaded, known by its
+sha256 tag, is reused rather than uploaded again), and passed to the job as inputs, which the job
+hands to training as `--feedback`.
+
 The workspace comes from AZURE_SUBSCRIPTION_ID, AZURE_RESOURCE_GROUP and AZURE_ML_WORKSPACE, the
 identity from `DefaultAzureCredential`. Needs the SDK: `pip install -r automation/requirements-azure.txt`.
 
@@ -28,11 +33,14 @@ from typing import Any
 
 from azure.ai.ml import Input, Output, command
 from azure.ai.ml.constants import AssetTypes
-from azure.ai.ml.entities import Command, Environment, Model
+from azure.ai.ml.entities import Command, Data, Environment, Model
 
 from digit_release import azure
 from digit_release.manifest import MODEL_NAME, ModelManifest, verify_model_dir
 from digit_training import provenance
+from digit_training.data import file_sha256
+from digit_training.feedback import set_id
+from digit_training.params import ParamsError, load_params
 
 logger = logging.getLogger("digit_training.azureml")
 
@@ -42,6 +50,7 @@ DEFAULT_PARAMS = REPO_ROOT / "training" / "params.yaml"
 # A tag, not a digest: Microsoft does not republish a dated tag, but a digest would pin harder.
 BASE_IMAGE = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04:20250601.v1"
 DATA_CHOICES = ("bundled", "keras")
+FEEDBACK_ASSET = "digit-feedback"
 OUTPUT = "release"
 # The job's working directory is the code snapshot (the repository root); the conda environment
 # holds the pinned dependencies, so only the two local packages are installed, without theirs.
@@ -71,8 +80,12 @@ def build_job(
     code_revision: str | None = None,
     *,
     version: int = 1,
+    feedback: tuple[Input, ...] = (),
 ) -> Command:
-    """The command job that trains release `model-v<version>` into its `release` output."""
+    """The command job that trains release `model-v<version>` into its `release` output.
+
+    `feedback`: uri_file inputs of reviewed feedback sets (see `register_feedback`), trained with.
+    """
     if data not in DATA_CHOICES:
         raise ValueError(f"data must be one of {', '.join(DATA_CHOICES)} (a local path is not uploaded), got {data!r}")
     if not compute:
@@ -83,13 +96,17 @@ def build_job(
     if not params.is_file():
         raise ValueError(f"params file not found: {params}")
     revision = code_revision or provenance.code_revision()
+    feedback_inputs = {f"feedback_{i}": item for i, item in enumerate(feedback, 1)}
+    # Given as flags, the sets replace params.yaml's own `feedback:` paths, which are not uploaded.
+    feedback_flags = "".join(f" --feedback ${{{{inputs.{name}}}}}" for name in feedback_inputs)
     return command(
         code=str(REPO_ROOT),  # the snapshot: .amlignore at the root leaves out .venv, .git, ...
         command=(
             f"{INSTALL} && digit-train --params ${{{{inputs.params}}}} "
             f"--data {data} --out ${{{{outputs.{OUTPUT}}}}} --version {version} --no-report --quiet"
+            f"{feedback_flags}"
         ),
-        inputs={"params": Input(type=AssetTypes.URI_FILE, path=str(params.resolve()))},
+        inputs={"params": Input(type=AssetTypes.URI_FILE, path=str(params.resolve())), **feedback_inputs},
         outputs={OUTPUT: Output(type=AssetTypes.URI_FOLDER, mode="upload")},
         environment=build_environment(),
         environment_variables={"CODE_REVISION": revision, "TF_CPP_MIN_LOG_LEVEL": "2"},
@@ -97,8 +114,63 @@ def build_job(
         experiment_name=experiment,
         display_name=f"train {MODEL_NAME} model-v{version} ({data})",
         description="python -m digit_training: train, evaluate, export and verify one release",
-        tags={"code_revision": revision, "data": data, "release_version": str(version)},
+        tags={
+            "code_revision": revision,
+            "data": data,
+            "release_version": str(version),
+            **({"feedback": " ".join(str(item.path) for item in feedback)} if feedback else {}),
+        },
     )
+
+
+def local_feedback(paths: list[Path]) -> tuple[Input, ...]:
+    """Feedback sets as local-file inputs, for `show` (nothing is uploaded)."""
+    return tuple(Input(type=AssetTypes.URI_FILE, path=str(Path(path).resolve())) for path in paths)
+
+
+def register_feedback(client: Any, paths: list[Path], name: str = FEEDBACK_ASSET) -> tuple[Input, ...]:
+    """Upload each feedback set as a version of the uri_file data asset `name`; inputs naming them.
+
+    A set whose sha256 is already registered is not uploaded again: its version is reused, so a
+    rerun trains on the very asset the first run did. New versions are numbered 1, 2, ...
+    """
+    inputs = []
+    for path in map(Path, paths):
+        if not path.is_file():
+            raise ValueError(f"feedback set not found: {path}")
+        sha256 = file_sha256(path)
+        existing = list(client.data.list(name=name))
+        known = [d for d in existing if (getattr(d, "tags", None) or {}).get("sha256") == sha256]
+        if known:
+            version = str(known[0].version)
+            logger.info("feedback set %s is %s version %s already", path, name, version)
+        else:
+            numbers = [int(v) for d in existing if (v := str(getattr(d, "version", ""))).isdigit()]
+            asset = client.data.create_or_update(
+                Data(
+                    name=name,
+                    version=str(max(numbers, default=0) + 1),
+                    type=AssetTypes.URI_FILE,
+                    path=str(path.resolve()),
+                    description=f"reviewed feedback set {set_id(sha256)} (python -m digit_training.feedback export)",
+                    tags={"sha256": sha256, "id": set_id(sha256)},
+                )
+            )
+            version = str(asset.version)
+            logger.info("uploaded feedback set %s as %s version %s", path, name, version)
+        inputs.append(Input(type=AssetTypes.URI_FILE, path=f"azureml:{name}:{version}"))
+    return tuple(inputs)
+
+
+def feedback_paths(args: argparse.Namespace) -> list[Path]:
+    """--feedback, else the params file's `feedback:` list (relative to that file)."""
+    if args.feedback:
+        return list(args.feedback)
+    try:
+        params = load_params(args.params)
+    except ParamsError as exc:
+        raise ValueError(str(exc)) from None
+    return [args.params.parent / path for path in params.feedback]
 
 
 def next_version(client: Any, model_name: str) -> int:
@@ -204,6 +276,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         p.add_argument("--data", choices=DATA_CHOICES, default="bundled", help="(default: %(default)s)")
         p.add_argument("--experiment", default="digit-training", help="(default: %(default)s)")
         p.add_argument("--model-name", default=MODEL_NAME, help="registered model name (default: %(default)s)")
+        p.add_argument(
+            "--feedback",
+            type=Path,
+            action="append",
+            metavar="NPZ",
+            help="reviewed feedback set to train with, uploaded as a data asset; repeatable "
+            "(default: params.yaml's feedback: list)",
+        )
         if action == "show":
             p.add_argument("--version", type=int, default=1, help="N of model-vN for the shown job (default: 1)")
         else:
@@ -215,13 +295,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        sets = feedback_paths(args)
         if args.action == "show":
-            job = build_job(args.params, args.compute, args.data, args.experiment, version=args.version)
+            job = build_job(
+                args.params,
+                args.compute,
+                args.data,
+                args.experiment,
+                version=args.version,
+                feedback=local_feedback(sets),
+            )
             print(job_yaml(job), end="")
             return EXIT_OK
         client = workspace_client()
         version = next_version(client, args.model_name)
-        job = build_job(args.params, args.compute, args.data, args.experiment, version=version)
+        job = build_job(
+            args.params,
+            args.compute,
+            args.data,
+            args.experiment,
+            version=version,
+            feedback=register_feedback(client, sets),
+        )
     except ValueError as exc:
         logger.error("%s", exc)
         return EXIT_BAD_INPUT

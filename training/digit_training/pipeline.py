@@ -22,6 +22,8 @@ from digit_release.manifest import (
     SUMS_NAME,
     TFLITE_NAME,
     DatasetRef,
+    FeedbackMetrics,
+    FeedbackSetRef,
     ModelManifest,
     OutputSpec,
     Runner,
@@ -33,9 +35,10 @@ from digit_release.manifest import (
     verify_model_dir,
 )
 from digit_release.model import LiteRTModel
-from digit_training.data import load_dataset
+from digit_training.data import Dataset, load_dataset
 from digit_training.evaluate import compute_metrics, plot_confusion
 from digit_training.export import ExportError, check_parity, to_tflite
+from digit_training.feedback import load_feedback_set
 from digit_training.params import TrainParams
 from digit_training.provenance import code_revision
 from digit_training.train import train_model
@@ -55,6 +58,8 @@ class RunConfig:
     max_train_samples: int | None = None
     ship_dir: Path | None = None
     verbose: int | str = "auto"
+    # Reviewed feedback sets (feedback.npz files) to train with, besides the data set.
+    feedback: tuple[Path, ...] = ()
 
 
 def runner() -> Runner:
@@ -71,6 +76,10 @@ def run(config: RunConfig) -> ModelManifest:
     if config.max_train_samples:
         x_train, y_train = x_train[: config.max_train_samples], y_train[: config.max_train_samples]
     labels = [str(n) for n in params.numbers]
+    feedback_data = load_feedback(config.feedback, params.numbers)
+    if feedback_data:
+        x_train = np.concatenate([x_train, *(d.x_train for d in feedback_data)])
+        y_train = np.concatenate([y_train, *(d.y_train for d in feedback_data)])
     logger.info(
         "training on %d digits of %s (%s), evaluating on %d held-out digits",
         len(x_train),
@@ -87,6 +96,8 @@ def run(config: RunConfig) -> ModelManifest:
     keras_probabilities = model.predict(x_test, batch_size=500, verbose=0)
     metrics = compute_metrics(keras_probabilities, dataset.y_test, labels, f"{dataset.id}:test")
     logger.info("held-out accuracy %.2f%% (%d/%d)", 100 * metrics.accuracy, metrics.correct, len(x_test))
+    if feedback_data:
+        metrics = metrics.model_copy(update={"feedback": feedback_metrics(model, feedback_data)})
 
     config.out_dir.parent.mkdir(parents=True, exist_ok=True)
     # Everything is written into a scratch folder beside the target and moved into place only
@@ -105,7 +116,12 @@ def run(config: RunConfig) -> ModelManifest:
             metrics=metrics,
             training=TrainingInfo(
                 params=params.model_dump(mode="json"),
-                dataset=DatasetRef(id=dataset.id, sha256=dataset.sha256, train_size=len(x_train)),
+                dataset=DatasetRef(
+                    id=dataset.id,
+                    sha256=dataset.sha256,
+                    # The data set's own digits; the feedback sets' are counted below.
+                    train_size=len(x_train) - sum(len(d.x_train) for d in feedback_data),
+                ),
                 code_revision=revision,
                 runner=runner(),
                 frameworks={
@@ -115,6 +131,10 @@ def run(config: RunConfig) -> ModelManifest:
                     "python": platform.python_version(),
                 },
                 duration_seconds=round(duration, 1),
+                feedback=[
+                    FeedbackSetRef(id=d.id, sha256=d.sha256, train_size=len(d.x_train), holdout_size=len(d.x_test))
+                    for d in feedback_data
+                ],
             ),
             files=files,
         )
@@ -145,6 +165,40 @@ def run(config: RunConfig) -> ModelManifest:
     if config.ship_dir:
         ship(config.out_dir, config.ship_dir)
     return manifest
+
+
+def load_feedback(paths: tuple[Path, ...], numbers: tuple[int, ...]) -> list[Dataset]:
+    """The reviewed feedback sets, each kept to the digits the model learns."""
+    selected = []
+    for path in paths:
+        data = load_feedback_set(path).dataset.select(numbers)
+        logger.info(
+            "feedback set %s (%s): %d digits to train on, %d held out",
+            data.id,
+            path,
+            len(data.x_train),
+            len(data.x_test),
+        )
+        selected.append(data)
+    return selected
+
+
+def feedback_metrics(model: keras.Model, feedback_data: list[Dataset]) -> FeedbackMetrics:
+    """Accuracy on the held-out digits of every feedback set together (chosen by id hash at export)."""
+    x = np.concatenate([d.x_test for d in feedback_data])
+    y = np.concatenate([d.y_test for d in feedback_data])
+    correct = 0
+    if len(x):
+        predicted = model.predict(x[..., None].astype(np.float32), batch_size=500, verbose=0).argmax(axis=1)
+        correct = int((predicted == y).sum())
+    result = FeedbackMetrics(
+        accuracy=correct / len(x) if len(x) else None,
+        correct=correct,
+        size=len(x),
+        sets=[d.id for d in feedback_data],
+    )
+    logger.info("held-out feedback accuracy: %d/%d", correct, len(x))
+    return result
 
 
 def ship(release_dir: Path, model_dir: Path) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Where the code that shapes a model lives; api/models/ is output, not code.
-CODE_PATHS = ("training", "api/digit_api")
+CODE_PATHS = ("training", "release")
 
 
 def code_revision() -> str:

@@ -31,7 +31,9 @@ from digit_release.manifest import (
     SUMS_NAME,
     TFLITE_NAME,
     ManifestError,
+    Metrics,
     ModelManifest,
+    TrainingInfo,
     file_entry,
     format_sha256sums,
     manifest_json,
@@ -91,6 +93,20 @@ def service_accuracy(github: api.GitHubClient, release: dict[str, Any]) -> float
         raise PublishError(f"{release['tag_name']}: {exc}") from None
 
 
+def feedback_accuracy(m: Metrics) -> str:
+    if m.feedback is None or m.feedback.accuracy is None:
+        return "none held out (trained without people's corrections)" if m.feedback is None else "none held out"
+    return f"{m.feedback.accuracy:.2%} ({m.feedback.correct}/{m.feedback.size})"
+
+
+def feedback_sets(t: TrainingInfo) -> str:
+    if not t.feedback:
+        return "none"
+    return ", ".join(
+        f"`{s.id}` (sha256 `{s.sha256[:12]}`, {s.train_size} trained on, {s.holdout_size} held out)" for s in t.feedback
+    )
+
+
 def release_notes(manifest: ModelManifest) -> str:
     m, t = manifest.metrics, manifest.training
     runner = t.runner.kind + (f" (Azure ML job {t.runner.job_id})" if t.runner.job_id else "")
@@ -100,6 +116,8 @@ def release_notes(manifest: ModelManifest) -> str:
         ("per-class accuracy", ", ".join(f"{k}: {v:.1%}" for k, v in m.per_class_accuracy.items())),
         ("training params", ", ".join(f"{k}={v}" for k, v in sorted(t.params.items()))),
         ("data set", f"`{t.dataset.id}` (sha256 `{t.dataset.sha256[:12]}`, {t.dataset.train_size} training digits)"),
+        ("accuracy on held-out feedback", feedback_accuracy(m)),
+        ("feedback sets", feedback_sets(t)),
         ("code revision", f"`{t.code_revision}`"),
         ("runner", runner),
     ]

@@ -22,7 +22,7 @@ from digit_testing import releases
 pytest.importorskip("azure.ai.ml", reason="the Azure ML SDK: pip install -r automation/requirements-azure.txt")
 
 from azure.ai.ml.constants import AssetTypes
-from azure.ai.ml.entities import Command, Model
+from azure.ai.ml.entities import Command, Data, Model
 
 from digit_release.azure import WORKSPACE_VARIABLES
 from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, Runner, read_manifest, verify_model_dir
@@ -209,10 +209,34 @@ class Models:
         shutil.copytree(folder, Path(download_path) / name / folder.name)
 
 
+class DataAssets:
+    """`data.list(name)`, `data.create_or_update(data)`: the SDK uploads a local `path` and keeps it."""
+
+    def __init__(self, store: Path) -> None:
+        self.store = store
+        self.registered: dict[tuple[str, str], Data] = {}
+
+    def list(self, name=None, *, list_view_type="ActiveOnly"):
+        return iter([data for (data_name, _), data in self.registered.items() if name in (None, data_name)])
+
+    def create_or_update(self, data: Data) -> Data:
+        assert data.version is not None
+        assert (data.name, data.version) not in self.registered, "version already registered"
+        source = Path(data.path)
+        assert source.is_file(), "a uri_file asset is one local file, uploaded here"
+        stored = self.store / data.name / data.version / source.name
+        stored.parent.mkdir(parents=True)
+        shutil.copyfile(source, stored)
+        registered = Data(name=data.name, version=data.version, type=data.type, path=str(stored), tags=data.tags)
+        self.registered[(data.name, data.version)] = registered
+        return registered
+
+
 class StandInMLClient:
     def __init__(self, registry: Path, versions: tuple[str, ...] = (), status: str = "Completed", tamper=False) -> None:
         self.jobs = Jobs(status, tamper)
         self.models = Models(registry, versions)
+        self.data = DataAssets(registry / "data")
 
 
 # --- submit and register ------------------------------------------------------------------------
@@ -292,3 +316,79 @@ def test_the_poller_reads_what_submit_registered(tmp_path: Path) -> None:
     manifest = verify_model_dir(dest)
     assert manifest.version == "2"
     assert manifest.training.code_revision == "abc123"
+
+
+# --- feedback sets as data assets ---------------------------------------------------------------
+
+
+def feedback_set(path: Path, seed: int) -> Path:
+    """A small feedback.npz in the Keras layout (what python -m digit_training.feedback export writes)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path,
+        x_train=rng.integers(0, 256, (8, 28, 28), dtype=np.uint8),
+        y_train=rng.integers(0, 10, 8, dtype=np.uint8),
+        x_test=rng.integers(0, 256, (2, 28, 28), dtype=np.uint8),
+        y_test=rng.integers(0, 10, 2, dtype=np.uint8),
+    )
+    return path
+
+
+def test_feedback_sets_become_versioned_uri_file_assets_passed_to_the_job(tmp_path: Path) -> None:
+    from digit_training.data import file_sha256
+
+    client = StandInMLClient(tmp_path / "registry")
+    first = feedback_set(tmp_path / "a" / "feedback.npz", 1)
+    [given] = azureml.register_feedback(client, [first])
+    asset = client.data.registered[("digit-feedback", "1")]
+    assert asset.type == AssetTypes.URI_FILE
+    assert asset.tags["sha256"] == file_sha256(first)
+    assert asset.tags["id"] == f"feedback-{file_sha256(first)[:12]}"
+    assert Path(asset.path).read_bytes() == first.read_bytes()  # uploaded, byte for byte
+    assert (given.type, given.path) == (AssetTypes.URI_FILE, "azureml:digit-feedback:1")
+
+    job = azureml.build_job(PARAMS, "cpu-cluster", code_revision="abc123", version=1, feedback=(given,))
+    assert job.inputs["feedback_1"].type == AssetTypes.URI_FILE
+    assert job.inputs["feedback_1"].path == "azureml:digit-feedback:1"
+    words = job.command.split()
+    assert words[words.index("--feedback") + 1] == "${{inputs.feedback_1}}"
+    assert job.tags["feedback"] == "azureml:digit-feedback:1"
+    assert azureml.submit(client, job) == "1"
+    assert client.jobs.submitted["job-1"].inputs["feedback_1"].path == "azureml:digit-feedback:1"
+
+
+def test_a_set_already_uploaded_is_reused_and_a_new_one_is_the_next_version(tmp_path: Path) -> None:
+    client = StandInMLClient(tmp_path / "registry")
+    first = feedback_set(tmp_path / "a" / "feedback.npz", 1)
+    second = feedback_set(tmp_path / "b" / "feedback.npz", 2)
+    assert [i.path for i in azureml.register_feedback(client, [first])] == ["azureml:digit-feedback:1"]
+    again = azureml.register_feedback(client, [first, second])
+    assert [i.path for i in again] == ["azureml:digit-feedback:1", "azureml:digit-feedback:2"]
+    assert sorted(client.data.registered) == [("digit-feedback", "1"), ("digit-feedback", "2")]
+    with pytest.raises(ValueError, match="feedback set not found"):
+        azureml.register_feedback(client, [tmp_path / "missing.npz"])
+
+
+def test_submit_from_the_command_line_uploads_the_feedback_set(tmp_path: Path, monkeypatch) -> None:
+    client = StandInMLClient(tmp_path / "registry")
+    monkeypatch.setattr(azureml, "workspace_client", lambda: client)
+    path = feedback_set(tmp_path / "set" / "feedback.npz", 3)
+    assert azureml.main(["submit", "--compute", "c", "--feedback", str(path)]) == 0
+    job = client.jobs.submitted["job-1"]
+    assert "--feedback ${{inputs.feedback_1}}" in job.command
+    assert job.inputs["feedback_1"].path == "azureml:digit-feedback:1"
+    assert ("digit-feedback", "1") in client.data.registered
+
+
+def test_show_lists_params_feedback_sets_as_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = feedback_set(tmp_path / "sets" / "feedback.npz", 4)
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.read_text() + "feedback: [sets/feedback.npz]\n")
+    assert azureml.main(["show", "--compute", "c", "--params", str(params)]) == 0
+    shown = yaml.safe_load(capsys.readouterr().out)
+    assert "--feedback ${{inputs.feedback_1}}" in shown["component"]["command"]
+    # The SDK's YAML writes a local file as "azureml:<path>"; submit uploads a data asset instead.
+    assert Path(shown["inputs"]["feedback_1"]["path"].removeprefix("azureml:")) == path.resolve()

@@ -68,3 +68,16 @@ def test_cli_rejects_a_negative_version(capsys: pytest.CaptureFixture[str]) -> N
         main(["--version", "-1"])
     assert exit_info.value.code == 2
     assert "--version: must be at least 1, got -1" in capsys.readouterr().err
+
+
+def test_feedback_sets_are_listed_and_left_out_of_the_manifest_when_none(tmp_path) -> None:
+    from digit_training.params import load_params
+
+    base = "epochs: 1\nbatch_size: 8\nlearning_rate: 0.01\nseed: 1\n"
+    path = tmp_path / "params.yaml"
+    path.write_text(base)
+    assert "feedback" not in load_params(path).model_dump(mode="json")
+    path.write_text(base + "feedback: [sets/a/feedback.npz, sets/b/feedback.npz]\n")
+    params = load_params(path)
+    assert params.feedback == ("sets/a/feedback.npz", "sets/b/feedback.npz")
+    assert params.model_dump(mode="json")["feedback"] == ["sets/a/feedback.npz", "sets/b/feedback.npz"]

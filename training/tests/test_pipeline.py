@@ -101,3 +101,36 @@ def test_missing_data_file_exits_non_zero_and_writes_nothing(tmp_path: Path, cap
     assert main(["--data", str(tmp_path / "missing.npz"), "--out", str(out), "--no-report"]) == EXIT_BAD_INPUT
     assert "missing.npz: no such data file" in caplog.text
     assert not out.exists()
+
+
+def test_a_run_with_a_feedback_set_names_it_and_measures_it(tmp_path: Path) -> None:
+    """The set trains alongside the data set; its held-out share is measured apart from the gate's digits."""
+    from digit_training import feedback
+    from digit_training.publish import release_notes
+
+    from .test_feedback import NOV, fill
+
+    url = f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
+    fill(url, 40)
+    provenance = feedback.export(url, tmp_path / "set", NOV)
+    release = smoke_run(tmp_path, "with-feedback", ("--feedback", str(tmp_path / "set" / feedback.NPZ_NAME)))
+    manifest = verify_model_dir(release, required=(TFLITE_NAME, KERAS_NAME))
+    [used] = manifest.training.feedback
+    assert (used.id, used.sha256) == (provenance["id"], provenance["sha256"])
+    assert (used.train_size, used.holdout_size) == (provenance["counts"]["train"], provenance["counts"]["holdout"])
+    assert manifest.training.dataset.train_size == int(SMOKE_SAMPLES)  # the data set's own digits
+    assert manifest.metrics.eval_set.size == 2000  # the gate: the bundled held-out digits, unchanged
+    measured = manifest.metrics.feedback
+    assert measured.sets == [provenance["id"]] and measured.size == provenance["counts"]["holdout"]
+    assert measured.accuracy == measured.correct / measured.size
+    notes = release_notes(manifest)
+    assert f"| accuracy on held-out feedback | {measured.accuracy:.2%} ({measured.correct}/{measured.size}) |" in notes
+    assert f"`{provenance['id']}` (sha256 `{provenance['sha256'][:12]}`" in notes
+    assert "| accuracy | " in notes
+
+
+def test_a_run_without_feedback_writes_the_manifest_as_before(release: Path) -> None:
+    """No feedback keys at all: older readers of schema_version 1 take the manifest as they did."""
+    raw = json.loads((release / MANIFEST_NAME).read_text())
+    assert "feedback" not in raw["metrics"] and "feedback" not in raw["training"]
+    assert "feedback" not in raw["training"]["params"]

@@ -9,7 +9,7 @@ export class ServiceError extends Error {
   }
 }
 
-async function call(path, options = {}) {
+async function call(path, options = {}, what = "the drawing") {
   let response;
   try {
     response = await fetch(path, options);
@@ -23,7 +23,9 @@ async function call(path, options = {}) {
   } catch {
     // A proxy's HTML error page or an empty body: the status says enough.
   }
-  if (response.ok && body) return { body, version: response.headers.get("X-Model-Version") };
+  if (response.ok && body) {
+    return { body, version: response.headers.get("X-Model-Version"), requestId: response.headers.get("X-Request-Id") };
+  }
   const said = body && (body.detail || body.error);
   if ([502, 504].includes(response.status)) {
     // The proxy answered for a service it could not reach.
@@ -36,7 +38,7 @@ async function call(path, options = {}) {
     const message = said ? `The service has a problem: ${said}` : `The service answered ${response.status}.`;
     throw new ServiceError(response.status === 503 ? "unavailable" : "server", message, response.status);
   }
-  throw new ServiceError("rejected", said ? `The service refused the drawing: ${said}` : `The service answered ${response.status}.`, response.status);
+  throw new ServiceError("rejected", said ? `The service refused ${what}: ${said}` : `The service answered ${response.status}.`, response.status);
 }
 
 export function predict(pixels, signal) {
@@ -50,4 +52,13 @@ export function predict(pixels, signal) {
 
 export function modelInfo() {
   return call("api/model");
+}
+
+// A person's verdict: the pixels of the answer, the digit it really is (body from feedbackBody()).
+export function sendFeedback(body, signal) {
+  return call(
+    "api/feedback",
+    { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body), signal },
+    "the verdict",
+  );
 }
