@@ -208,27 +208,33 @@ def name_only(selector: dict[str, Any], what: str) -> dict[str, str]:
 # ---- the files ---------------------------------------------------------------------------------
 
 
-def test_base_has_one_file_per_kind_and_lists_them_all() -> None:
-    kustomization = yaml.safe_load((BASE / "kustomization.yaml").read_text())
-    files = sorted(p.name for p in BASE.glob("*.yaml") if p.name != "kustomization.yaml")
-    assert sorted(kustomization["resources"]) == files
+def kinds_of_folder(folder: Path) -> dict[str, str]:
+    """kind -> file of a kustomization folder, after checking it lists every file and one kind a file."""
+    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
+    files = sorted(p.name for p in folder.glob("*.yaml") if p.name != "kustomization.yaml")
+    assert sorted(kustomization["resources"]) == files, f"{folder} lists {kustomization['resources']}"
     kinds: dict[str, str] = {}
     for name in files:
-        docs = [d for d in yaml.safe_load_all((BASE / name).read_text()) if d]
+        docs = [d for d in yaml.safe_load_all((folder / name).read_text()) if d]
         file_kinds = {d["kind"] for d in docs}
-        assert len(file_kinds) == 1, f"{name} holds {sorted(file_kinds)}"
+        assert len(file_kinds) == 1, f"{folder.name}/{name} holds {sorted(file_kinds)}"
         kind = file_kinds.pop()
-        assert kind not in kinds, f"{kind} is in both {kinds.get(kind)} and {name}"
+        assert kind not in kinds, f"{kind} is in both {kinds.get(kind)} and {name} of {folder.name}"
         kinds[kind] = name
-    assert set(kinds) == {
-        "ConfigMap",
-        "Deployment",
-        "HorizontalPodAutoscaler",
-        "NetworkPolicy",
-        "PodDisruptionBudget",
-        "Service",
-        "ServiceAccount",
-    }
+    return kinds
+
+
+def test_base_is_a_folder_per_component_with_one_file_per_kind() -> None:
+    base = yaml.safe_load((BASE / "kustomization.yaml").read_text())
+    assert sorted(base["resources"]) == ["api", "frontend"]
+    assert sorted(p.name for p in BASE.glob("*.yaml")) == ["kustomization.yaml"]
+    api, frontend = kinds_of_folder(BASE / "api"), kinds_of_folder(BASE / "frontend")
+    autoscaling = kinds_of_folder(KUBERNETES / "components" / "autoscaling")
+    assert set(api) == {"Deployment", "NetworkPolicy", "Service", "ServiceAccount"}
+    assert set(frontend) == {"ConfigMap", "Deployment", "Service", "ServiceAccount"}
+    assert set(autoscaling) == {"HorizontalPodAutoscaler", "PodDisruptionBudget"}
+    component = yaml.safe_load((KUBERNETES / "components" / "autoscaling" / "kustomization.yaml").read_text())
+    assert component["kind"] == "Component"
 
 
 @pytest.mark.parametrize("target", TARGETS)
@@ -500,9 +506,22 @@ def test_prod_runs_several_api_pods_and_scales_them() -> None:
     assert budget["minAvailable"] == 1 < hpa["minReplicas"]
 
 
-def test_base_bounds_the_autoscaler() -> None:
-    hpa = named(render("base"), "HorizontalPodAutoscaler", API)["spec"]
+def test_the_autoscaling_component_bounds_the_autoscaler(tmp_path: Path) -> None:
+    """The component on the base alone, as any overlay with several pods would include it."""
+    outer = tmp_path / "with-autoscaling"
+    outer.mkdir()
+    kustomization = {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "resources": [os.path.relpath(BASE, outer)],
+        "components": [os.path.relpath(KUBERNETES / "components" / "autoscaling", outer)],
+    }
+    (outer / "kustomization.yaml").write_text(yaml.safe_dump(kustomization))
+    objs = render(outer)
+    hpa = named(objs, "HorizontalPodAutoscaler", API)["spec"]
     assert 2 <= hpa["minReplicas"] <= hpa["maxReplicas"]
+    assert named(objs, "PodDisruptionBudget", API)["spec"]["minAvailable"] == 1
+    assert not of_kind(render("base"), "HorizontalPodAutoscaler")  # only where an overlay includes it
 
 
 def test_dev_is_one_pod_each_on_a_fixed_node_port() -> None:
