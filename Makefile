@@ -67,15 +67,25 @@ nginx: $(VENV)/.serve ## the page behind Debian's nginx at http://127.0.0.1:8080
 	@echo "Open http://127.0.0.1:8080/ (the API must be running: make run). Ctrl-C stops nginx."
 	$$(command -v nginx || echo /usr/sbin/nginx) -e stderr -p $(CURDIR)/build/nginx -c $(CURDIR)/build/nginx/nginx.conf -g 'daemon off;'
 
-lint: $(VENV)/.dev ## ruff (lint, format), shfmt
+# The JavaScript tools (Biome), from package-lock.json; npm comes with Node.js, or from Debian's npm.
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq --no-install-recommends npm >/dev/null; } || \
+	  { echo "npm is missing: sudo apt-get install npm"; exit 2; }
+	npm ci --no-audit --no-fund --silent
+	touch $@
+
+lint: $(VENV)/.dev node_modules/.installed ## ruff (lint, format), mypy --strict, shfmt, Biome on the page
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 	$(VENV)/bin/shfmt -d $(SHELL_SCRIPTS)
+	npx --no-install biome ci --colors=off .
 
-format: $(VENV)/.dev ## apply ruff's formatting and safe fixes, and shfmt's layout
+format: $(VENV)/.dev node_modules/.installed ## apply ruff's, shfmt's and Biome's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/shfmt -w $(SHELL_SCRIPTS)
+	npx --no-install biome check --write .
 
 system-deps: ## install nginx, Chromium and Node.js from Debian (as root; otherwise says what is missing)
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \

@@ -1,8 +1,9 @@
 // node --test frontend/tests/ : the JavaScript half of the pixel contract against the golden
 // vectors that api/tests/test_preprocess.py checks the Python half with.
-import { test } from 'node:test';
-import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { test } from "node:test";
 
 import {
   areaWeights,
@@ -14,11 +15,9 @@ import {
   roundHalfEven,
   targetSize,
   toMnist,
-} from '../static/js/preprocess.js';
+} from "../static/js/preprocess.js";
 
-const golden = JSON.parse(
-  readFileSync(new URL('../../tests/golden/preprocess_vectors.json', import.meta.url), 'utf8'),
-);
+const golden = JSON.parse(readFileSync(new URL("../../tests/golden/preprocess_vectors.json", import.meta.url), "utf8"));
 
 for (const { name, width, height, input, expected } of golden.cases) {
   test(`golden vector ${name}`, () => {
@@ -26,26 +25,26 @@ for (const { name, width, height, input, expected } of golden.cases) {
   });
 }
 
-test('golden vectors give the same result from a typed array', () => {
+test("golden vectors give the same result from a typed array", () => {
   const { width, height, input, expected } = golden.cases[0];
   assert.deepEqual(toMnist(Uint8ClampedArray.from(input), width, height), expected);
   assert.deepEqual(toMnist(Float64Array.from(input), width, height), expected);
 });
 
-test('no ink gives null', () => {
+test("no ink gives null", () => {
   assert.equal(toMnist(new Float64Array(280 * 280), 280, 280), null);
   // Faint marks at or below the threshold (16) are not ink.
   assert.equal(toMnist(new Array(100).fill(16), 10, 10), null);
   assert.equal(toMnist([], 0, 0), null);
 });
 
-test('input is clipped to 0..255 before anything else', () => {
+test("input is clipped to 0..255 before anything else", () => {
   const { width, height, input, expected } = golden.cases[0];
   const stretched = input.map((v) => (v === 0 ? -40 : v === 255 ? 900 : v));
   assert.deepEqual(toMnist(stretched, width, height), expected);
 });
 
-test('malformed input throws rather than sending garbage', () => {
+test("malformed input throws rather than sending garbage", () => {
   assert.throws(() => toMnist([1, 2, 3], 2, 2), RangeError);
   assert.throws(() => toMnist([0, NaN, 0, 0], 2, 2), RangeError);
   assert.throws(() => toMnist([0, 0], 2.5, 1), RangeError);
@@ -72,13 +71,13 @@ function inkExtent(pixels) {
 }
 
 const shapes = {
-  'tall ellipse off to the side': {
+  "tall ellipse off to the side": {
     width: 200,
     height: 160,
     gray: shape(200, 160, (y, x) => ((y - 60) / 50) ** 2 + ((x - 40) / 20) ** 2 <= 1),
     aspect: 40 / 100,
   },
-  'wide bar near the bottom': {
+  "wide bar near the bottom": {
     width: 120,
     height: 120,
     gray: shape(120, 120, (y, x) => y >= 90 && y < 105 && x >= 10 && x < 110),
@@ -92,7 +91,7 @@ for (const [name, { width: w, height: h, gray, aspect }] of Object.entries(shape
     assert.equal(pixels.length, 784);
     assert.ok(pixels.every((v) => Number.isInteger(v) && v >= 0 && v <= 255));
     const { height, width } = inkExtent(pixels);
-    assert.equal(Math.max(height, width), 20, 'the longer side becomes 20 px');
+    assert.equal(Math.max(height, width), 20, "the longer side becomes 20 px");
     const short = Math.min(height, width);
     // The rim of the anti-aliased shape can add or drop a pixel at each end of the short side.
     assert.ok(Math.abs(short - 20 * aspect) <= 2, `short side ${short} for aspect ${aspect}`);
@@ -101,15 +100,20 @@ for (const [name, { width: w, height: h, gray, aspect }] of Object.entries(shape
   });
 }
 
-test('targetSize keeps the aspect ratio and rounds ties up', () => {
+test("targetSize keeps the aspect ratio and rounds ties up", () => {
   assert.deepEqual(targetSize(48, 40), [20, 17]);
   assert.deepEqual(targetSize(7, 56), [3, 20]); // 2.5 rounds up, not to even
   assert.deepEqual(targetSize(1, 100), [1, 20]); // never below one pixel
   assert.deepEqual(targetSize(5, 5), [20, 20]);
 });
 
-test('areaWeights rows sum to the source length', () => {
-  for (const [source, target] of [[7, 20], [56, 3], [280, 20], [1, 20]]) {
+test("areaWeights rows sum to the source length", () => {
+  for (const [source, target] of [
+    [7, 20],
+    [56, 3],
+    [280, 20],
+    [1, 20],
+  ]) {
     const w = areaWeights(source, target);
     for (let j = 0; j < target; j++) {
       let sum = 0;
@@ -119,13 +123,13 @@ test('areaWeights rows sum to the source length', () => {
   }
 });
 
-test('placement keeps the patch inside the frame', () => {
+test("placement keeps the patch inside the frame", () => {
   const patch = new Float64Array(20 * 20);
   patch.fill(255, 0, 20); // all the mass in the top row pulls the patch down past the edge
   assert.deepEqual(placement(patch, 20, 20), [8, 4]);
 });
 
-test('roundHalfEven rounds ties to the even neighbour, like np.rint', () => {
+test("roundHalfEven rounds ties to the even neighbour, like np.rint", () => {
   assert.equal(roundHalfEven(0.5), 0);
   assert.equal(roundHalfEven(1.5), 2);
   assert.equal(roundHalfEven(2.5), 2);
@@ -143,7 +147,7 @@ function rgba(pixels) {
   return { data: Uint8ClampedArray.from(pixels.flat()), width: pixels.length, height: 1 };
 }
 
-test('canvasToGray: opaque black is full ink, transparent is background', () => {
+test("canvasToGray: opaque black is full ink, transparent is background", () => {
   const gray = canvasToGray(
     rgba([
       [0, 0, 0, 255],
@@ -163,11 +167,21 @@ test('canvasToGray: opaque black is full ink, transparent is background', () => 
   assert.equal(gray[5], 255 - 76);
 });
 
-test('canvasToGray: transparent pixels count as white whatever their colour', () => {
-  assert.deepEqual([...canvasToGray(rgba([[0, 0, 0, 0], [255, 0, 255, 0]]))], [0, 0]);
+test("canvasToGray: transparent pixels count as white whatever their colour", () => {
+  assert.deepEqual(
+    [
+      ...canvasToGray(
+        rgba([
+          [0, 0, 0, 0],
+          [255, 0, 255, 0],
+        ]),
+      ),
+    ],
+    [0, 0],
+  );
 });
 
-test('canvasToPixels: an empty canvas gives null, a stroke gives 784 ints', () => {
+test("canvasToPixels: an empty canvas gives null, a stroke gives 784 ints", () => {
   const width = 280;
   const height = 280;
   const data = new Uint8ClampedArray(width * height * 4);

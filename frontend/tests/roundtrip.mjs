@@ -6,15 +6,15 @@
 // in.bin: N canvases, width*height bytes each, the ink coverage (alpha) of black strokes on a
 // transparent canvas, which is what the page's 2-D context holds after drawing with #000.
 // out.bin: per canvas, 1 byte (1 = pixels, 0 = null, i.e. no ink) then the 784 pixels as bytes.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from "node:fs";
 
-import { canvasToPixels } from '../static/js/preprocess.js';
+import { canvasToPixels } from "../static/js/preprocess.js";
 
 const [input, output, widthArg, heightArg] = process.argv.slice(2);
 const width = Number(widthArg);
 const height = Number(heightArg);
 if (!input || !output || !Number.isInteger(width) || !Number.isInteger(height) || width <= 0 || height <= 0) {
-  console.error('usage: node roundtrip.mjs <in.bin> <out.bin> <width> <height>');
+  console.error("usage: node roundtrip.mjs <in.bin> <out.bin> <width> <height>");
   process.exit(2);
 }
 

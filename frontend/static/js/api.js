@@ -15,7 +15,10 @@ async function call(path, options = {}, what = "the drawing") {
     response = await fetch(path, options);
   } catch (error) {
     if (error.name === "AbortError") throw error;
-    throw new ServiceError("unreachable", "The prediction service cannot be reached. Check the connection and try again.");
+    throw new ServiceError(
+      "unreachable",
+      "The prediction service cannot be reached. Check the connection and try again.",
+    );
   }
   let body = null;
   try {
@@ -29,7 +32,11 @@ async function call(path, options = {}, what = "the drawing") {
   const said = body && (body.detail || body.error);
   if ([502, 504].includes(response.status)) {
     // The proxy answered for a service it could not reach.
-    throw new ServiceError("unreachable", "The prediction service cannot be reached. Try again in a moment.", response.status);
+    throw new ServiceError(
+      "unreachable",
+      "The prediction service cannot be reached. Try again in a moment.",
+      response.status,
+    );
   }
   if (response.status === 429) {
     throw new ServiceError("rate-limited", "Too many requests: wait a moment, then draw again.", 429);
@@ -38,7 +45,11 @@ async function call(path, options = {}, what = "the drawing") {
     const message = said ? `The service has a problem: ${said}` : `The service answered ${response.status}.`;
     throw new ServiceError(response.status === 503 ? "unavailable" : "server", message, response.status);
   }
-  throw new ServiceError("rejected", said ? `The service refused ${what}: ${said}` : `The service answered ${response.status}.`, response.status);
+  throw new ServiceError(
+    "rejected",
+    said ? `The service refused ${what}: ${said}` : `The service answered ${response.status}.`,
+    response.status,
+  );
 }
 
 export function predict(pixels, signal) {

@@ -1,6 +1,6 @@
 // The page: draw, predict while drawing (debounced) and at the end of each stroke, show the answer,
 // and take the person's verdict on it (confirm, or the right digit) only when they give one.
-import { modelInfo, predict, sendFeedback, ServiceError } from "./api.js";
+import { modelInfo, predict, ServiceError, sendFeedback } from "./api.js";
 import { Pad } from "./drawing.js";
 import { digitFromKey, feedbackBody, thanksText } from "./feedback.js";
 import { canvasToPixels } from "./preprocess.js";
@@ -38,7 +38,8 @@ function buildBars(labels) {
     ...labels.map((label) => {
       const item = document.createElement("li");
       item.dataset.label = label;
-      item.innerHTML = '<span class="digit"></span><span class="track"><span class="fill"></span></span><span class="value"></span>';
+      item.innerHTML =
+        '<span class="digit"></span><span class="track"><span class="fill"></span></span><span class="value"></span>';
       item.querySelector(".digit").textContent = label;
       return item;
     }),
@@ -232,7 +233,9 @@ buildDigits(["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"]);
 updateButtons();
 modelInfo()
   .then(({ body }) => {
-    const labels = Object.keys(body.labels).sort((a, b) => a - b).map((i) => body.labels[i]);
+    const labels = Object.keys(body.labels)
+      .sort((a, b) => a - b)
+      .map((i) => body.labels[i]);
     buildBars(labels);
     buildDigits(labels);
     ui.version.textContent = body.version;

@@ -143,10 +143,7 @@ export function placement(patch, height, width, frame = FRAME_SIDE) {
   const centre = frame / 2;
   const offsetY = Math.floor(centre - comY + 0.5);
   const offsetX = Math.floor(centre - comX + 0.5);
-  return [
-    Math.min(Math.max(offsetY, 0), frame - height),
-    Math.min(Math.max(offsetX, 0), frame - width),
-  ];
+  return [Math.min(Math.max(offsetY, 0), frame - height), Math.min(Math.max(offsetX, 0), frame - width)];
 }
 
 // A MNIST-polarity image (0 = background, 255 = ink), row-major, as the 784 whole numbers 0..255
