@@ -46,6 +46,12 @@ class Serving:
     def answer(self, probabilities: np.ndarray) -> list[dict]:
         return digits(self.model, probabilities, self.metrics)
 
+    def count(self, probabilities: np.ndarray) -> None:
+        """Count predictions in the metrics without building the contract's answers."""
+        best = probabilities.argmax(axis=1)
+        labels = self.model.labels
+        self.metrics.observe_predictions([labels[i] for i in best.tolist()], probabilities.max(axis=1).tolist())
+
 
 async def get_serving(request: Request) -> Serving:
     """The model for this request, taken once (a reload mid-request does not change it), and the metrics."""
@@ -105,7 +111,8 @@ def openapi_body(adapter: TypeAdapter[Any]) -> dict[str, Any]:
         if isinstance(node, dict):
             if "$ref" in node:
                 return inline(defs[node["$ref"].rsplit("/", 1)[-1]])
-            return {key: inline(value) for key, value in node.items()}
+            # A discriminator's mapping names $defs, which are inlined here: the propertyName stays.
+            return {key: inline(value) for key, value in node.items() if key != "mapping"}
         if isinstance(node, list):
             return [inline(value) for value in node]
         return node

@@ -15,7 +15,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
 
-from digit_api import errors
+from digit_api import __version__, errors
 from digit_api.config import MAX_BATCH, MAX_BODY_BYTES, Settings, get_settings
 from digit_api.logs import configure_logging
 from digit_api.metrics import Metrics
@@ -58,7 +58,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # and under a Content-Security-Policy that allows no other origin.
     app = FastAPIOffline(
         title="Digit recognition API",
-        version="1",
+        version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
         # Metrics are Prometheus' (/metrics); FastAPI's OpenTelemetry hooks would only cost a

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict, StrictInt, Tag
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict, Tag, create_model
 
 from digit_api.config import MAX_BATCH
+from digit_api.manifest import InputSpec, OutputSpec
 
 PIXELS = 784
 
@@ -100,32 +101,103 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = Field(None, description="every validation error (at most 20)")
 
 
-class V2Tensor(BaseModel):
-    name: str = Field(max_length=256)
-    shape: Annotated[list[StrictInt], Field(min_length=1, max_length=4, fail_fast=True)]
-    datatype: Literal["FP32", "UINT8"]
-    data: list[Any] = Field(description="row-major, flat or nested")
-    parameters: dict[str, Any] | None = None
+# ---- The Open Inference Protocol (KServe V2), JSON form. These models document the routes; the
+# route itself parses with digit_api.v2_codec, which also takes the binary tensor data extension.
+
+V2_INPUT = InputSpec.model_fields["name"].default  # the manifest's tensor names (the pixel contract)
+V2_OUTPUT = OutputSpec.model_fields["name"].default
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH, description="N, the number of digits")]
+Pixel8 = Annotated[int, Strict(), Field(ge=0, le=255)]
+
+
+def _tensor(datatype: str, number: Any) -> type[BaseModel]:
+    """The input tensor of one datatype: data flat, or nested as the shape."""
+    flat = Annotated[list[number], Field(min_length=PIXELS, max_length=PIXELS * MAX_BATCH)]
+    rows = Annotated[
+        list[Annotated[list[number], Field(min_length=PIXELS, max_length=PIXELS)]],
+        Field(min_length=1, max_length=MAX_BATCH),
+    ]
+    images = Annotated[
+        list[
+            Annotated[
+                list[
+                    Annotated[
+                        list[Annotated[list[number], Field(min_length=1, max_length=1)]],
+                        Field(min_length=28, max_length=28),
+                    ]
+                ],
+                Field(min_length=28, max_length=28),
+            ]
+        ],
+        Field(min_length=1, max_length=MAX_BATCH),
+    ]
+
+    shape = tuple[BatchSize, Literal[784]] | tuple[BatchSize, Literal[28], Literal[28], Literal[1]]
+    return create_model(
+        f"V2Tensor{datatype}",
+        __config__=ConfigDict(extra="forbid"),
+        name=(Literal[V2_INPUT], ...),
+        shape=(shape, Field(description="[N, 784] or [N, 28, 28, 1], N from 1 to 128")),
+        datatype=(Literal[datatype], ...),
+        data=(
+            flat | rows | images,
+            Field(description="N x 784 pixels (0 = background, 255 = ink), row-major: flat, or nested as the shape"),
+        ),
+        parameters=(
+            dict[str, Any] | None,
+            Field(None, description="free-form; binary_data_size belongs to the binary extension, not this JSON form"),
+        ),
+    )
+
+
+V2TensorFP32 = _tensor("FP32", Pixel)
+V2TensorUINT8 = _tensor("UINT8", Pixel8)
+
+
+class V2RequestParameters(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    binary_data_output: bool = Field(
+        False, description="answer every output in binary (application/octet-stream), unless an output says otherwise"
+    )
+
+
+class V2OutputParameters(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    binary_data: bool = Field(False, description="answer this output in binary")
+
+
+class V2RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal[V2_OUTPUT]  # type: ignore[valid-type]
+    parameters: V2OutputParameters | None = None
 
 
 class V2InferRequest(BaseModel):
-    id: str | None = Field(None, max_length=256)
-    parameters: dict[str, Any] | None = None
-    inputs: Annotated[list[V2Tensor], Field(min_length=1, max_length=1)]
-    outputs: Annotated[list[dict[str, Any]], Field(max_length=1, fail_fast=True)] | None = None
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, max_length=256, description="echoed in the answer")
+    model_name: str | None = Field(None, description="kserve's client sends it; not read: the path names the model")
+    parameters: V2RequestParameters | None = None
+    inputs: Annotated[
+        list[Annotated[V2TensorFP32 | V2TensorUINT8, Field(discriminator="datatype")]],  # type: ignore[valid-type]
+        Field(min_length=1, max_length=1),
+    ]
+    outputs: Annotated[list[V2RequestedOutput], Field(max_length=1)] | None = Field(
+        None, description="the outputs to answer with (all when absent or empty)"
+    )
 
 
 class V2OutputTensor(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float]
+    data: list[float] | None = Field(None, description="N x 10 probabilities, row-major; absent when binary")
+    parameters: dict[str, int] | None = Field(None, description="binary_data_size when the output is binary")
 
 
 class V2InferResponse(BaseModel):
     model_name: str
     model_version: str
-    id: str | None = None
+    id: str | None = Field(None, description="the request's id, when it gave one")
     outputs: list[V2OutputTensor]
 
 

@@ -97,7 +97,10 @@ async def read_image(request: Request) -> bytes:
     if kind == "multipart/form-data":
         try:
             form = await request.form(max_files=1, max_fields=4)
-        except StarletteHTTPException as exc:  # Starlette's word for a malformed multipart body is a 400
+        except StarletteHTTPException as exc:
+            if exc.status_code != 400:  # the body limit's 413, or a body that does not decompress
+                raise
+            # Starlette's word for a malformed multipart body is a 400: here, as elsewhere, a 422.
             raise HTTPException(422, f"multipart body not readable: {exc.detail}") from None
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
