@@ -8,6 +8,7 @@ import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI, Request
@@ -65,6 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # check on every request.
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
+    app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     app.state.store = store
     app.state.metrics = metrics
     app.include_router(predict.router)
@@ -75,6 +77,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if (settings.static_dir / "index.html").is_file():
         serve_page(app, settings.static_dir)
     return app
+
+
+def openapi(app: FastAPI) -> dict:
+    """FastAPI's schema, less the 422 it documents for every route with a path parameter.
+
+    The Open Inference Protocol routes answer a bad request with 400 (the protocol's word for it),
+    so the 422 would be a status they never return.
+    """
+    if app.openapi_schema is None:
+        schema = FastAPI.openapi(app)
+        for path, operations in schema["paths"].items():
+            if path.startswith("/v2/"):
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+    return app.openapi_schema
 
 
 def serve_page(app: FastAPI, static_dir: Path) -> None:

@@ -37,6 +37,7 @@ OUTPUT_FIELDS = frozenset({"name", "parameters"})
 # they had not been asked. Every other parameter is free for clients to send and is ignored.
 UNSUPPORTED_PARAMETERS = ("classification", "shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
 MAX_PARAMETERS = 64
+PARAMETER_NUMBER_LIMIT = 2**63
 HEADER_LENGTH = "inference-header-content-length"
 STRUCTURE = np.frombuffer(b"[],", dtype=np.uint8)
 ZERO = ord("0")
@@ -79,7 +80,7 @@ def split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
 
 def read_request(document: Any, binary: bytes, input_name: str, output_name: str) -> InferRequest:
     request = fields(document, "the request", REQUEST_FIELDS)
-    if not isinstance(request.get("model_name", ""), str):
+    if not isinstance(request.get("model_name", ""), str | None):
         raise ProtocolError("model_name must be a string (the path names the model; this one is not read)")
     request_id = request.get("id")
     if request_id is not None and (not isinstance(request_id, str) or len(request_id) > MAX_ID_LENGTH):
@@ -131,7 +132,8 @@ def read_input(tensor: Any, binary: bytes, input_name: str) -> np.ndarray:
 
 def read_shape(shape: Any) -> list[int]:
     if isinstance(shape, simdjson.Array) and 1 <= len(shape) <= 4:
-        dims = shape.as_list()
+        # Integers as JSON Schema counts them: 784.0 is one too (but true is not).
+        dims = [int(d) if type(d) is float and d.is_integer() else d for d in shape.as_list()]
         if all(type(d) is int for d in dims):
             if not ((len(dims) == 2 and dims[1] == PIXELS) or (len(dims) == 4 and dims[1:] == [28, 28, 1])):
                 raise ProtocolError(f"input shape must be {' or '.join(SHAPES)}, got {dims}")
@@ -219,6 +221,7 @@ def fields(value: Any, where: str, allowed: frozenset[str]) -> Any:
 
 
 def parameter_object(value: Any, where: str) -> Any:
+    """A parameters object: at most MAX_PARAMETERS, each a boolean, a 64-bit number or a string."""
     if value is None:
         return None
     if not isinstance(value, simdjson.Object) or len(value) > MAX_PARAMETERS:
@@ -226,6 +229,10 @@ def parameter_object(value: Any, where: str) -> Any:
     for name in UNSUPPORTED_PARAMETERS:
         if name in value:
             raise ProtocolError(f"{where}.{name} is not supported by this server")
+    for name, item in value.items():
+        number = isinstance(item, int | float) and abs(item) <= PARAMETER_NUMBER_LIMIT
+        if not (number or isinstance(item, bool | str)):
+            raise ProtocolError(f"{where}.{shown(name)}: a parameter is a boolean, a string or a number within ±2**63")
     return value
 
 

@@ -64,3 +64,50 @@ def digit(held_out_digits) -> tuple[list[int], int]:
     """A held-out digit the shipped model gets right, as 784 ints, and its label."""
     images, labels = held_out_digits
     return images[0].ravel().tolist(), int(labels[0])
+
+
+@pytest.fixture(scope="session")
+def running_api(tmp_path_factory, shipped_model_dir: Path):
+    """`python -m digit_api` over the shipped model on a free loopback port: its base URL."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    log = tmp_path_factory.mktemp("running-api") / "api.log"
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(port),
+        "MODEL_DIR": str(shipped_model_dir),
+        "RELOAD_INTERVAL": "0",
+    }
+    with open(log, "wb") as out:  # a file, not a pipe, which would fill up and stall the service
+        process = subprocess.Popen([sys.executable, "-m", "digit_api"], env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, f"the API exited: {log.read_text()[-3000:]}"
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"the API never got ready: {log.read_text()[-3000:]}"
+            time.sleep(0.05)
+        yield url
+        assert process.poll() is None, f"the API died during the tests: {log.read_text()[-3000:]}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -8,10 +8,10 @@ within the body limit), and the `/versions/{version}` form of every model route.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, HTTPException, Request, Response
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
@@ -25,6 +25,7 @@ from digit_api.v2_codec import HEADER_LENGTH, SHAPES, ProtocolError, encode_resp
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 EXTENSIONS = ["binary_tensor_data"]
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": V2Error, "description": "a model name or version longer than the longest there can be"},
     404: {"model": V2Error, "description": "no such model or version"},
     503: {"model": V2Error, "description": "no verified model loaded"},
 }
@@ -40,11 +41,15 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
         "description": "the probabilities: JSON, or with binary outputs a JSON header of "
         "Inference-Header-Content-Length bytes followed by the float32 tensor",
     },
-    400: {"model": V2Error, "description": "the request breaks the protocol or the pixel contract"},
     413: {"model": V2Error, "description": "body (after decompression) over 2 MiB"},
     415: {"model": V2Error, "description": "a Content-Encoding other than gzip, deflate or identity"},
     **ERRORS,
+    400: {"model": V2Error, "description": "the request breaks the protocol or the pixel contract"},
 }
+# Bounded, as names and versions are (a manifest's name, a release's number): the bound is what the
+# document can state, and what the route checks (400 past it).
+Name = Annotated[str, Path(max_length=128, description="the model's name (GET /model has it)", examples=["mnist-cnn"])]
+Version = Annotated[str, Path(max_length=64, description="a version; only the loaded one is served", examples=["1"])]
 INFER_BODY = openapi_body(TypeAdapter(V2InferRequest))
 INFER_BODY["requestBody"]["description"] = (
     "An inference request in JSON, whatever the Content-Type. With the binary tensor data extension, "
@@ -80,25 +85,25 @@ async def ready(store: Store) -> JSONResponse:
 
 
 @router.get("/models/{name}", responses=ERRORS)
-async def model_metadata(name: str, model: Model) -> dict:
+async def model_metadata(name: Name, model: Model) -> dict:
     """Model metadata: name, versions, platform, input and output tensors."""
     return metadata(served(model, name, None))
 
 
 @router.get("/models/{name}/versions/{version}", responses=ERRORS)
-async def model_version_metadata(name: str, version: str, model: Model) -> dict:
+async def model_version_metadata(name: Name, version: Version, model: Model) -> dict:
     """Model metadata of one version (the one loaded)."""
     return metadata(served(model, name, version))
 
 
 @router.get("/models/{name}/ready", responses=ERRORS)
-async def model_ready(name: str, model: Model) -> dict:
+async def model_ready(name: Name, model: Model) -> dict:
     """Model readiness (503 while no model is loaded)."""
     return {"name": served(model, name, None).manifest.name, "ready": True}
 
 
 @router.get("/models/{name}/versions/{version}/ready", responses=ERRORS)
-async def model_version_ready(name: str, version: str, model: Model) -> dict:
+async def model_version_ready(name: Name, version: Version, model: Model) -> dict:
     """Model readiness of one version."""
     return {"name": served(model, name, version).manifest.name, "ready": True}
 
@@ -106,7 +111,7 @@ async def model_version_ready(name: str, version: str, model: Model) -> dict:
 @router.post(
     "/models/{name}/infer", response_model=V2InferResponse, responses=INFER_RESPONSES, openapi_extra=INFER_BODY
 )
-async def infer(name: str, request: Request, serving: ServingDep) -> Response:
+async def infer(name: Name, request: Request, serving: ServingDep) -> Response:
     """Inference: one input tensor of FP32 or UINT8 pixels, shape [N, 784] or [N, 28, 28, 1]."""
     return await run_inference(request, serving, served(serving.model, name, None))
 
@@ -117,7 +122,7 @@ async def infer(name: str, request: Request, serving: ServingDep) -> Response:
     responses=INFER_RESPONSES,
     openapi_extra=INFER_BODY,
 )
-async def infer_version(name: str, version: str, request: Request, serving: ServingDep) -> Response:
+async def infer_version(name: Name, version: Version, request: Request, serving: ServingDep) -> Response:
     """Inference on one version of the model (the one loaded)."""
     return await run_inference(request, serving, served(serving.model, name, version))
 

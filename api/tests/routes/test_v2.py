@@ -353,7 +353,7 @@ def test_compressed_bodies_work_on_the_contract_routes_too(client, digit) -> Non
         ({"datatype": "INT64"}, "datatype must be FP32 or UINT8, got 'INT64'"),
         ({"datatype": "FP16"}, "datatype must be FP32 or UINT8, got 'FP16'"),
         ({"shape": [True, 784]}, "shape must be a list of integers"),
-        ({"shape": [1.0, 784]}, "shape must be a list of integers"),
+        ({"shape": [1.5, 784]}, "shape must be a list of integers"),
         ({"shape": "1,784"}, "shape must be a list of integers"),
         ({"shape": [1, 784, 1, 1, 1]}, "shape must be a list of integers"),
         ({"name": "image"}, "unknown input 'image': this model's one input is 'pixels'"),
@@ -384,9 +384,16 @@ def test_bad_tensors_get_a_400_that_names_the_problem(client, tensor: dict, mess
         ({"inputs": [TENSOR], "outputs": [{"name": "probabilities", "parameters": {"binary_data": "yes"}}]}, "outputs[0].binary_data must be true or false"),
         ({"inputs": [TENSOR], "parameters": {"binary_data_output": 1}}, "parameters.binary_data_output must be true or false"),
         ({"inputs": [TENSOR], "parameters": {f"p{i}": i for i in range(100)}}, "parameters must be a JSON object of at most 64 parameters"),
+        ({"inputs": [TENSOR], "parameters": {"nested": {"a": 1}}}, "parameters.'nested': a parameter is a boolean, a string or a number"),
+        ({"inputs": [TENSOR], "parameters": {"list": [1]}}, "parameters.'list': a parameter is a boolean"),
+        ({"inputs": [TENSOR], "parameters": {"none": None}}, "parameters.'none': a parameter is a boolean"),
+        ({"inputs": [TENSOR], "parameters": {"big": 2**64 - 1}}, "parameters.'big': a parameter is a boolean"),
+        ({"inputs": [TENSOR], "parameters": {"big": 1e300}}, "parameters.'big': a parameter is a boolean"),
+        ({"inputs": [{**TENSOR, "parameters": {"x": {}}}]}, "inputs[0].parameters.'x': a parameter is a boolean"),
         ({"inputs": [TENSOR], "id": 7}, "id must be a string of at most 256 characters"),
         ({"inputs": [TENSOR], "id": "x" * 257}, "id must be a string of at most 256 characters"),
         ({"inputs": [TENSOR], "model_name": 3}, "model_name must be a string"),
+        ({"inputs": [TENSOR], "model_name": ["x"]}, "model_name must be a string"),
         ({"input": [TENSOR]}, "the request has unknown fields ['input']"),
         ({"inputs": [TENSOR], **{f"k{i}": i for i in range(100_000)}}, "the request has unknown fields ['...']"),
         ([TENSOR], "the request must be a JSON object"),
@@ -398,11 +405,18 @@ def test_bad_requests_get_a_400_that_names_the_problem(client, body, message: st
     assert message in response.json()["error"]
 
 
+def test_whole_numbers_written_as_floats_are_integers(client, four, from_predict) -> None:
+    """JSON Schema's integers (the OpenAPI document's word) include 4.0 and 784.0."""
+    body = request(four[0])
+    body["inputs"][0]["shape"] = [4.0, 784.0]
+    assert np.array_equal(probabilities(client.post(INFER, json=body)), from_predict)
+
+
 def test_protocol_parameters_that_do_not_concern_this_server_are_ignored(client) -> None:
     """tritonclient sends priority, timeout, sequence ids and custom parameters."""
     body = {
         "inputs": [{**TENSOR, "parameters": {"note": "x"}}],
-        "parameters": {"priority": 1, "timeout": 100, "custom": [1]},
+        "parameters": {"priority": 1, "timeout": 100, "w": -2.5, "b": 2**63, "s": "x", "t": True},
     }
     assert client.post(INFER, json=body).status_code == 200
 
