@@ -6,7 +6,9 @@ pool, and a thread hop per dependency would cost more than the prediction itself
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Annotated, Any, TypeVar
 
@@ -21,6 +23,8 @@ from digit_api.postprocess import digits
 from digit_api.store import ModelStore
 
 T = TypeVar("T")
+INLINE_PREDICT_ROWS = 8
+BATCH_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="digit-batches")
 
 
 async def get_store(request: Request) -> ModelStore:
@@ -45,6 +49,17 @@ class Serving:
 
     def answer(self, probabilities: np.ndarray) -> list[dict]:
         return digits(self.model, probabilities, self.metrics)
+
+    async def predict(self, pixels: np.ndarray) -> np.ndarray:
+        """Probabilities for a batch: a few digits right here, more on the one batch thread.
+
+        A few digits (~30 us each) cost less than a hop to a thread. Larger batches run one at a
+        time on a thread of their own: on two cores, eight batches at once would take the CPU
+        from the event loop (and each new pool thread would build an interpreter of its own).
+        """
+        if len(pixels) <= INLINE_PREDICT_ROWS:
+            return self.model.predict(pixels)
+        return await asyncio.get_running_loop().run_in_executor(BATCH_THREAD, self.model.predict, pixels)
 
     def count(self, probabilities: np.ndarray) -> None:
         """Count predictions in the metrics without building the contract's answers."""

@@ -15,6 +15,7 @@ order, little-endian, row-major. Outputs come back the same way when the request
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -39,8 +40,20 @@ UNSUPPORTED_PARAMETERS = ("classification", "shared_memory_region", "shared_memo
 MAX_PARAMETERS = 64
 PARAMETER_NUMBER_LIMIT = 2**63
 HEADER_LENGTH = "inference-header-content-length"
-STRUCTURE = np.frombuffer(b"[],", dtype=np.uint8)
-ZERO = ord("0")
+# What a number is written with, in simdjson's minified JSON.
+NUMBER_TEXT = b"0123456789+-.eE"
+
+
+class LargeBodyParser:
+    """One parser for large bodies, used by one thread at a time (the route parses them one at a time)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parser = simdjson.Parser()
+
+    def parse_request(self, body: bytes, header_length: str | None, input_name: str, output_name: str) -> InferRequest:
+        with self._lock:
+            return parse_request(body, header_length, input_name, output_name, self._parser)
 
 
 class ProtocolError(ValueError):
@@ -54,16 +67,30 @@ class InferRequest:
     binary_output: bool
 
 
-def parse_request(body: bytes, header_length: str | None, input_name: str, output_name: str) -> InferRequest:
-    """Check an infer request against the protocol and the pixel contract; raise ProtocolError."""
+def parse_request(
+    body: bytes, header_length: str | None, input_name: str, output_name: str, parser: simdjson.Parser | None = None
+) -> InferRequest:
+    """Check an infer request against the protocol and the pixel contract; raise ProtocolError.
+
+    `parser`: one to reuse (its buffers stay allocated, which spares a large body the page faults
+    of new ones); it must not be in use by another thread. A new one by default.
+    """
     header, binary = split(body, header_length)
     try:
-        document = simdjson.Parser().parse(header)
+        document = (parser or simdjson.Parser()).parse(header)
     except (ValueError, RuntimeError) as exc:  # simdjson's word for bad JSON; BIGINT_ERROR is a RuntimeError
         if not header.strip():
             raise ProtocolError("body is empty: send a JSON inference request") from None
         raise ProtocolError(f"body is not valid JSON: {exc}") from None
-    return read_request(document, binary, input_name, output_name)
+    try:
+        return read_request(document, binary, input_name, output_name)
+    except ProtocolError as exc:
+        message = str(exc)
+    finally:
+        del document
+    # Raised afresh, with the first error's traceback gone: its frames held the parsed document,
+    # which would otherwise be freed wherever the error is handled, on the event loop.
+    raise ProtocolError(message)
 
 
 def split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
@@ -152,7 +179,7 @@ def json_values(data: Any, datatype: str, count: int, shape: list[int]) -> np.nd
         raise ProtocolError("data must hold only numbers") from None
     if values.size != count:
         raise ProtocolError(f"data holds {values.size} numbers, shape {shape} needs {count}")
-    if not nested_as(data.mini, shape):
+    if not nested_as(data, shape):
         raise ProtocolError(f"data must be a flat list or nested as the shape {shape}")
     # JSON has no NaN or Infinity, and simdjson refuses numbers beyond a double: all are finite.
     if values.min() < 0 or values.max() > 255:
@@ -176,25 +203,29 @@ def binary_values(size: Any, binary: bytes, datatype: str, count: int, shape: li
     return values
 
 
-def nested_as(mini: bytes, shape: list[int]) -> bool:
-    """Whether a list of numbers (minified JSON) is flat or nested exactly as `shape`.
+def nested_as(data: simdjson.Array, shape: list[int]) -> bool:
+    """Whether a list of numbers (and lists of numbers) is flat, or nested exactly as `shape`.
 
-    Numbers and list brackets are all the text holds: with each number replaced by one `0`, the
-    text must read as the flat list or as the nesting of the shape.
+    Flat: no element is a list. Nested: N rows, each of which, with its numbers taken out, reads
+    as the shape's nesting does (`[28, 28, 1]`: 28 lists of 28 lists of one number). Row by row,
+    so that no single native call holds the interpreter for long.
     """
-    if mini.count(b"[") == 1:
-        return True
-    text = np.frombuffer(mini, dtype=np.uint8)
-    structural = np.isin(text, STRUCTURE)
-    first_of_number = ~structural & np.concatenate(([True], structural[:-1]))
-    skeleton = np.where(structural, text, ZERO)[structural | first_of_number]
-    return skeleton.tobytes() == nesting(tuple(shape))
+    if not isinstance(data[0], simdjson.Array):
+        return simdjson.Array not in set(map(type, data))
+    if len(data) != shape[0]:
+        return False
+    expected = skeleton(tuple(shape[1:]))
+    return all(isinstance(row, simdjson.Array) and row.mini.translate(None, NUMBER_TEXT) == expected for row in data)
 
 
-@lru_cache(maxsize=8)
-def nesting(shape: tuple[int, ...]) -> bytes:
-    """[2, 2] -> b'[[0,0],[0,0]]'."""
-    text = b"0"
+@lru_cache(maxsize=4)
+def skeleton(shape: tuple[int, ...]) -> bytes:
+    """The brackets and commas of a list nested as `shape`: (2, 2) -> b'[[,],[,]]'.
+
+    With the numbers taken out, a list with one number and an empty one read alike; the count of
+    numbers, checked first, tells them apart.
+    """
+    text = b""
     for size in reversed(shape):
         text = b"[" + b",".join([text] * size) + b"]"
     return text

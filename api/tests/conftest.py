@@ -111,3 +111,9 @@ def running_api(tmp_path_factory, shipped_model_dir: Path):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, as uvicorn runs the service."""
+    return "asyncio"

@@ -12,7 +12,6 @@ from typing import Annotated, Any
 
 import anyio
 from fastapi import APIRouter, HTTPException, Path, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
@@ -20,7 +19,7 @@ from digit_api import __version__
 from digit_api.deps import Model, Serving, ServingDep, Store, openapi_body
 from digit_api.inference import LiteRTModel
 from digit_api.schemas import V2Error, V2InferRequest, V2InferResponse
-from digit_api.v2_codec import HEADER_LENGTH, SHAPES, ProtocolError, encode_response, parse_request
+from digit_api.v2_codec import HEADER_LENGTH, SHAPES, LargeBodyParser, ProtocolError, encode_response, parse_request
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
 EXTENSIONS = ["binary_tensor_data"]
@@ -62,8 +61,7 @@ INFER_BODY["requestBody"]["description"] = (
 # /healthz stays answered while large bodies are being read.
 INLINE_PARSE_BYTES = 64 * 1024
 LARGE_PARSES = anyio.CapacityLimiter(1)
-# A few digits are cheaper to run on the loop (~30 us each) than a hop to the thread pool.
-INLINE_PREDICT_ROWS = 8
+LARGE_PARSER = LargeBodyParser()
 
 
 @router.get("")
@@ -158,13 +156,10 @@ async def run_inference(request: Request, serving: Serving, model: LiteRTModel) 
         if len(body) <= INLINE_PARSE_BYTES:
             parsed = parse_request(*args)
         else:
-            parsed = await anyio.to_thread.run_sync(parse_request, *args, limiter=LARGE_PARSES)
+            parsed = await anyio.to_thread.run_sync(LARGE_PARSER.parse_request, *args, limiter=LARGE_PARSES)
     except ProtocolError as exc:
         raise HTTPException(400, str(exc)) from None
-    if len(parsed.pixels) <= INLINE_PREDICT_ROWS:
-        probabilities = model.predict(parsed.pixels)
-    else:
-        probabilities = await run_in_threadpool(model.predict, parsed.pixels)
+    probabilities = await serving.predict(parsed.pixels)
     serving.count(probabilities)  # counted like every other prediction
     content, headers = encode_response(
         model_name=manifest.name,
