@@ -11,8 +11,12 @@ REQUIREMENTS := api/requirements.txt training/requirements.txt automation/requir
 	automation/requirements-azure.txt requirements-dev.txt
 # The components' source folders, put on the venv's path the way an editable install would.
 SOURCES := api training automation
-# Debian packages the whole-stack tests drive for real; `make test` installs them when it can.
-SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron
+# Debian packages the whole-stack tests drive for real; `make test` installs them when it can
+# (--no-install-recommends: prometheus brings promtool and the server the tests scrape with).
+SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron prometheus
+# kserve's InferenceRESTClient, for the tests only, in a venv of its own: kserve pins protobuf < 7,
+# cryptography >= 50 and psutil < 6, which clash with TensorFlow's, LiteRT's and the poller's pins.
+KSERVE_VENV := build/kserve-venv
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: help setup system-deps run nginx test lint format train ship bench data clean
@@ -31,6 +35,11 @@ $(VENV)/.installed: $(REQUIREMENTS)
 
 setup: $(VENV)/.installed ## create .venv and install every component's dependencies
 
+$(KSERVE_VENV)/.installed: requirements-kserve.txt
+	test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-kserve.txt
+	touch $@
+
 run: setup ## start the stack with the shipped model at http://127.0.0.1:8000
 	@echo "Serving api/models/ at http://$${HOST:-127.0.0.1}:$${PORT:-8000} (API docs at /docs); Ctrl-C stops it."
 	$(PY) -m digit_api
@@ -48,7 +57,7 @@ format: setup ## apply ruff's formatting and safe fixes
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-system-deps: ## install nginx, Chromium and Node.js from Debian (as root; otherwise says what is missing)
+system-deps: ## install nginx, Chromium, Node.js and Prometheus from Debian (as root; otherwise says what is missing)
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
@@ -58,7 +67,7 @@ system-deps: ## install nginx, Chromium and Node.js from Debian (as root; otherw
 	  echo "not installed: $$missing (sudo apt-get install $$missing); the tests that need them will skip"; \
 	fi
 
-test: setup system-deps lint ## install what the tests need and run them all
+test: setup $(KSERVE_VENV)/.installed system-deps lint ## install what the tests need and run them all
 	@if command -v node >/dev/null; then node --test frontend/tests/; \
 	elif [ "$${CI:-}" = true ]; then echo "node is missing: apt-get install nodejs"; exit 1; \
 	else echo "skipping the JavaScript tests: node is missing (sudo apt-get install nodejs)"; fi
