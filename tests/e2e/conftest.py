@@ -52,3 +52,12 @@ def stack(api: Service, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ng
     server, process = start_nginx(nginx_binary(), tmp_path_factory.mktemp("nginx"), api.url.removeprefix("http://"))
     yield server
     stop(process)
+
+
+@pytest.fixture(scope="session")
+def digit_pixels() -> list[int]:
+    """A held-out digit as 784 ints."""
+    from digit_training.data import held_out
+
+    images, _ = held_out()
+    return images[0].ravel().tolist()
