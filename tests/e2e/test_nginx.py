@@ -2,8 +2,9 @@
 from frontend/nginx/default.conf.template, the real API as a subprocess, httpx as the client.
 
 Covers what the template promises: `nginx -t` passes; the page with its security headers and
-caching; /api/ proxied with the prefix stripped; request ids; /api/metrics kept private; the 2 MiB
-body limit; the rate limit; gzip; JSON answers when the API is down.
+caching; /api/ proxied as sent (the API's one prefix); request ids; the metrics kept private under
+every spelling; gixy on the rendered config; the 2 MiB body limit; the rate limit; gzip; JSON
+answers when the API is down.
 """
 
 from __future__ import annotations
