@@ -22,7 +22,10 @@ DEV_FILES := $(TRAIN_FILES) release/requirements-azure.txt training/requirements
 	automation/pyproject.toml automation/requirements.txt automation/requirements-azure.txt \
 	testsupport/pyproject.toml testsupport/requirements.txt requirements-dev.txt
 # Debian packages the whole-stack tests drive for real; `make test` installs them when it can.
-SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron postgresql
+# (--no-install-recommends: prometheus brings promtool and the server the tests scrape with).
+SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron postgresql prometheus
+# kserve's client for the tests lives in a venv of its own (see its target below).
+KSERVE_VENV := build/kserve-venv
 SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run
 # The unit suites (no browser, no nginx) and the whole-stack ones; `make test` runs both.
 UNIT_TESTS := release/tests api/tests training/tests automation/tests testsupport/tests \
@@ -59,6 +62,13 @@ $(VENV)/.dev: $(DEV_FILES) $(VENV)/.train
 setup: $(VENV)/.dev ## create .venv and install every component and the test tools
 
 run: $(VENV)/.serve ## install what serving needs and start it with the shipped model at http://127.0.0.1:8000
+# kserve's InferenceRESTClient, for the tests only, in a venv of its own: kserve pins protobuf < 7,
+# cryptography >= 50 and psutil < 6, which clash with TensorFlow's, LiteRT's and the poller's pins.
+$(KSERVE_VENV)/.installed: requirements-kserve.txt
+	test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
+	$(KSERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-kserve.txt
+	touch $@
+
 	@echo "Serving api/models/ at http://$${HOST:-127.0.0.1}:$${PORT:-8000} (API docs at /docs); Ctrl-C stops it."
 	$(VENV)/bin/digit-api
 
@@ -87,7 +97,7 @@ format: $(VENV)/.dev node_modules/.installed ## apply ruff's, shfmt's and Biome'
 	$(VENV)/bin/shfmt -w $(SHELL_SCRIPTS)
 	npx --no-install biome check --write .
 
-system-deps: ## install nginx, Chromium and Node.js from Debian (as root; otherwise says what is missing)
+system-deps: ## install nginx, Chromium, Node.js and Prometheus from Debian (as root; otherwise says what is missing)
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
@@ -105,10 +115,10 @@ js-test: ## the JavaScript unit tests (node --test)
 unit: $(VENV)/.dev system-deps js-test ## the unit suites: every component, the manifests, images and workflows
 	$(PY) -m pytest $(UNIT_TESTS)
 
-e2e: $(VENV)/.dev system-deps ## the whole-stack tests: real nginx, the real API, Debian's Chromium
+e2e: $(VENV)/.dev $(KSERVE_VENV)/.installed system-deps ## the whole-stack tests: real nginx, the real API, Debian's Chromium
 	$(PY) -m pytest $(E2E_TESTS)
 
-test: $(VENV)/.dev system-deps lint js-test ## install what the tests need and run them all
+test: $(VENV)/.dev $(KSERVE_VENV)/.installed system-deps lint js-test ## install what the tests need and run them all
 	$(PY) -m pytest $(UNIT_TESTS) $(E2E_TESTS)
 
 train: $(VENV)/.train ## retrain from training/params.yaml into build/model (a release folder)

@@ -1,6 +1,6 @@
 """One pure-ASGI layer around the app: the /api prefix, request ids, X-Model-Version, the body
-limit, metrics and the access log. Pure ASGI because Starlette's BaseHTTPMiddleware costs a task
-per request on the hot path."""
+limit, compressed request bodies, metrics and the access log. Pure ASGI because Starlette's
+BaseHTTPMiddleware costs a task per request on the hot path."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import random
 import re
 import time
+import zlib
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -22,6 +23,13 @@ access_log = logging.getLogger("digit_api.access")
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
+# The methods the routes answer; any other is counted as "other", so a scanner sending PROPFIND,
+# MKCOL, ... cannot make a new series per method.
+COUNTED_METHODS = frozenset({"GET", "HEAD", "POST"})
+# Content codings of request bodies (tritonclient's request_compression_algorithm sends them).
+# zlib's window bits: 16 + 15 reads a gzip stream, 15 a zlib stream, -15 a raw deflate stream.
+GZIP_WBITS, ZLIB_WBITS, RAW_DEFLATE_WBITS = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS
+CODINGS = ("gzip", "x-gzip", "deflate")
 # A client's X-Request-Id is kept only if it is short and plain, so logs cannot be forged with it.
 VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
 
@@ -34,6 +42,55 @@ class BodyTooLarge(HTTPException):
 
     def __init__(self, limit: int) -> None:
         super().__init__(413, too_large_message(limit))
+
+
+class BodyNotDecodable(HTTPException):
+    """A compressed body that does not decompress: the client's error, worded like the others."""
+
+    def __init__(self, coding: str, reason: str) -> None:
+        super().__init__(422, f"body is not valid {coding} data: {reason}")
+
+
+class Inflater:
+    """Decompresses one request body as it arrives, never holding more than the body limit.
+
+    `max_length` stops zlib at the limit, so a small compressed body that would inflate to
+    gigabytes (a compression bomb) costs at most the limit in memory before its 413.
+    """
+
+    def __init__(self, coding: str, limit: int) -> None:
+        self.coding = "gzip" if coding == "x-gzip" else coding
+        self.limit = limit
+        self.size = 0
+        self._zlib: zlib._Decompress | None = None
+
+    def feed(self, data: bytes, last: bool) -> bytes:
+        if self._zlib is None:
+            if not data and not last:
+                return b""
+            self._zlib = zlib.decompressobj(self._wbits(data))
+        try:
+            out = self._zlib.decompress(data, self.limit - self.size + 1)
+            if last:
+                out += self._zlib.flush()
+        except zlib.error as exc:
+            raise BodyNotDecodable(self.coding, str(exc)) from None
+        self.size += len(out)
+        if self.size > self.limit:
+            raise BodyTooLarge(self.limit)
+        if last and not self._zlib.eof:
+            raise BodyNotDecodable(self.coding, "the compressed stream ends early")
+        if self._zlib.eof and self._zlib.unused_data:
+            raise BodyNotDecodable(self.coding, "data after the end of the compressed stream")
+        return out
+
+    def _wbits(self, first: bytes) -> int:
+        if self.coding == "gzip":
+            return GZIP_WBITS
+        # "deflate" is the zlib format (RFC 9110), but some clients send a raw deflate stream:
+        # a zlib stream starts with a header whose first two bytes are a multiple of 31.
+        is_zlib = len(first) >= 2 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+        return ZLIB_WBITS if is_zlib or len(first) < 2 else RAW_DEFLATE_WBITS
 
 
 class ServiceMiddleware:
@@ -49,8 +106,10 @@ class ServiceMiddleware:
             return
         path = scope["path"]
         if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            # The page uses the same relative URLs behind nginx (which strips /api) and here: routing
-            # under a root_path makes /api/predict reach /predict, and /api/docs find its schema.
+            # The API's one canonical prefix: the page uses the same relative URLs behind nginx (which
+            # passes /api/... on as it is) and here. Routing under a root_path makes /api/predict
+            # reach /predict and /api/docs find its schema; it strips the prefix once, so
+            # /api/api/metrics is a 404, not the metrics under a second prefix.
             scope = {**scope, "root_path": scope.get("root_path", "") + API_PREFIX}
         headers = Headers(scope=scope)
         given = headers.get("x-request-id", "")
@@ -80,11 +139,12 @@ class ServiceMiddleware:
             await send_with_headers(message)
 
         try:
-            length = headers.get("content-length")
-            if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-                await self._reply(send_with_headers, scope, 413, too_large_message(self.max_body_bytes))
+            refusal = self._refusal(headers)
+            if refusal is not None:
+                await self._reply(send_with_headers, scope, *refusal)
             else:
-                await self.app(scope, self._limited(receive), send_tracked)
+                scope, inflater = self._decoding(scope, headers)
+                await self.app(scope, self._limited(receive, inflater), send_tracked)
         except Exception:
             # Handled here, inside the request's context, so the 500 carries the request id (in
             # the log line and the headers) like every other response.
@@ -98,7 +158,8 @@ class ServiceMiddleware:
             route = scope.get("route")
             route_path = getattr(route, "path", None) or "unmatched"
             elapsed = time.perf_counter() - started
-            self.metrics.observe_request(scope["method"], route_path, status, elapsed)
+            method = scope["method"] if scope["method"] in COUNTED_METHODS else "other"
+            self.metrics.observe_request(method, route_path, status, elapsed)
             level = access_level(status)
             if access_log.isEnabledFor(level):
                 access_log.log(
@@ -112,7 +173,26 @@ class ServiceMiddleware:
                 )
             request_id.reset(token)
 
-    def _limited(self, receive: Receive) -> Receive:
+    def _refusal(self, headers: Headers) -> tuple[int, str] | None:
+        """A request refused on its headers alone: a body declared too large, or in a coding not read."""
+        length = headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+            return 413, too_large_message(self.max_body_bytes)
+        coding = headers.get("content-encoding", "identity").strip().lower()
+        if coding not in ("identity", "", *CODINGS):
+            return 415, f"Content-Encoding {coding[:40]!r} is not supported: send gzip, deflate or identity"
+        return None
+
+    def _decoding(self, scope: Scope, headers: Headers) -> tuple[Scope, Inflater | None]:
+        """The scope the routes see and the inflater of a compressed body (None for a plain one)."""
+        coding = headers.get("content-encoding", "identity").strip().lower()
+        if coding not in CODINGS:
+            return scope, None
+        # The routes read the decompressed body: its coding and length are no longer true.
+        scope = {**scope, "headers": without(scope["headers"], (b"content-encoding", b"content-length"))}
+        return scope, Inflater(coding, self.max_body_bytes)
+
+    def _limited(self, receive: Receive, inflater: Inflater | None) -> Receive:
         received = 0
         limit = self.max_body_bytes
 
@@ -120,9 +200,12 @@ class ServiceMiddleware:
             nonlocal received
             message = await receive()
             if message["type"] == "http.request":
-                received += len(message.get("body", b""))
+                body = message.get("body", b"")
+                received += len(body)
                 if received > limit:
                     raise BodyTooLarge(limit)
+                if inflater is not None:
+                    message = {**message, "body": inflater.feed(body, last=not message.get("more_body", False))}
             return message
 
         return limited_receive
@@ -139,6 +222,10 @@ class ServiceMiddleware:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+def without(headers: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
+    return [(name, value) for name, value in headers if name.lower() not in names]
 
 
 def is_v2_path(scope: Scope) -> bool:

@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Discriminator, Field, Strict, StrictInt, Tag
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Discriminator,
+    Field,
+    Strict,
+    StrictBool,
+    StrictInt,
+    StrictStr,
+    Tag,
+    create_model,
+    field_validator,
+)
 
 from digit_api.config import MAX_BATCH
+from digit_release.manifest import InputSpec, OutputSpec
 
 PIXELS = 784
 
@@ -69,11 +84,31 @@ class BatchIn(BaseModel):
     instances: Annotated[list[Pixels], Field(min_length=1, max_length=MAX_BATCH, fail_fast=True)]
 
 
+# Standard base64 (RFC 4648, padded, no line breaks) of at least one byte, optionally as a data: URL
+# of a PNG or JPEG, as canvas.toDataURL() makes: the route accepts exactly what this matches.
+BASE64_IMAGE = (
+    r"^(data:image/(png|jpeg);base64,)?"
+    r"([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/]{3}=|[A-Za-z0-9+/]{2}==)$"
+)
+
+
 class ImageIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     image_base64: str = Field(
-        min_length=1, description="a PNG or JPEG, base64-encoded; a data: URL (canvas.toDataURL()) works too"
+        json_schema_extra={"pattern": BASE64_IMAGE},
+        description="a PNG or JPEG, base64-encoded (padded, no line breaks); "
+        "a data:image/png or data:image/jpeg URL (canvas.toDataURL()) works too",
     )
+
+    @field_validator("image_base64")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        # The documented pattern, with a message a person can act on (pydantic's would quote the regex).
+        if not re.fullmatch(BASE64_IMAGE, value):
+            raise ValueError(
+                "not base64 (standard alphabet, padded), nor a data:image/png or data:image/jpeg URL of it"
+            )
+        return value
 
 
 class Digit(BaseModel):
@@ -100,32 +135,120 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = Field(None, description="every validation error (at most 20)")
 
 
-class V2Tensor(BaseModel):
-    name: str = Field(max_length=256)
-    shape: Annotated[list[StrictInt], Field(min_length=1, max_length=4, fail_fast=True)]
-    datatype: Literal["FP32", "UINT8"]
-    data: list[Any] = Field(description="row-major, flat or nested")
-    parameters: dict[str, Any] | None = None
+# ---- The Open Inference Protocol (KServe V2), JSON form. These models document the routes; the
+# route itself parses with digit_api.v2_codec, which also takes the binary tensor data extension.
+
+# A parameter's value, as the protocol allows: a boolean, a number or a string. Numbers stay within
+# what the parser reads exactly (64-bit integers), so the document says just what is accepted.
+V2ParameterValue = (
+    StrictBool
+    | Annotated[int, Strict(), Field(ge=-(2**63), le=2**63)]
+    | Annotated[float, Strict(), Field(ge=-(2**63), le=2**63)]
+    | StrictStr
+)
+V2Parameters = Annotated[dict[str, V2ParameterValue], Field(max_length=64)]
+V2_INPUT = InputSpec.model_fields["name"].default  # the manifest's tensor names (the pixel contract)
+V2_OUTPUT = OutputSpec.model_fields["name"].default
+BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+Pixel8 = Annotated[int, Strict(), Field(ge=0, le=255)]
+
+
+def _tensor(datatype: str, number: Any, image_shape: bool) -> type[BaseModel]:
+    """An input tensor of one datatype and one shape: data flat, or nested as that shape.
+
+    How many numbers `data` holds (N x 784) is tied to N in `shape`: JSON Schema cannot say so,
+    the route checks it.
+    """
+    flat = Annotated[list[number], Field(min_length=PIXELS, max_length=PIXELS * MAX_BATCH)]
+    if image_shape:
+        shape: Any = tuple[BatchSize, Literal[28], Literal[28], Literal[1]]
+        column = Annotated[
+            list[Annotated[list[number], Field(min_length=1, max_length=1)]], Field(min_length=28, max_length=28)
+        ]
+        nested: Any = Annotated[
+            list[Annotated[list[column], Field(min_length=28, max_length=28)]],
+            Field(min_length=1, max_length=MAX_BATCH),
+        ]
+    else:
+        shape = tuple[BatchSize, Literal[784]]
+        nested = Annotated[
+            list[Annotated[list[number], Field(min_length=PIXELS, max_length=PIXELS)]],
+            Field(min_length=1, max_length=MAX_BATCH),
+        ]
+    text = "[N, 28, 28, 1]" if image_shape else "[N, 784]"
+    return create_model(
+        f"V2Tensor{datatype}{'Images' if image_shape else 'Rows'}",
+        __config__=ConfigDict(extra="forbid"),
+        name=(Literal[V2_INPUT], ...),
+        shape=(shape, Field(description=f"{text}, N (the number of digits) from 1 to {MAX_BATCH}")),
+        datatype=(Literal[datatype], ...),
+        data=(
+            flat | nested,
+            Field(description=f"N x 784 pixels (0 = background, 255 = ink), row-major: flat, or nested as {text}"),
+        ),
+        parameters=(
+            V2Parameters | None,
+            Field(None, description="ignored; binary_data_size belongs to the binary extension, not this JSON form"),
+        ),
+    )
+
+
+V2Tensor = (
+    _tensor("FP32", Pixel, image_shape=False)  # type: ignore[valid-type]
+    | _tensor("FP32", Pixel, image_shape=True)  # type: ignore[valid-type]
+    | _tensor("UINT8", Pixel8, image_shape=False)  # type: ignore[valid-type]
+    | _tensor("UINT8", Pixel8, image_shape=True)  # type: ignore[valid-type]
+)
+
+
+class V2RequestParameters(BaseModel):
+    """Other parameters (priority, timeout, ...) are accepted and ignored."""
+
+    model_config = ConfigDict(extra="allow", json_schema_extra={"maxProperties": 64})
+    __pydantic_extra__: dict[str, V2ParameterValue]
+    binary_data_output: StrictBool = Field(
+        False, description="answer every output in binary (application/octet-stream), unless an output says otherwise"
+    )
+
+
+class V2OutputParameters(BaseModel):
+    model_config = ConfigDict(extra="allow", json_schema_extra={"maxProperties": 64})
+    __pydantic_extra__: dict[str, V2ParameterValue]
+    binary_data: StrictBool = Field(False, description="answer this output in binary")
+
+
+class V2RequestedOutput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Literal[V2_OUTPUT]  # type: ignore[valid-type]
+    parameters: V2OutputParameters | None = None
 
 
 class V2InferRequest(BaseModel):
-    id: str | None = Field(None, max_length=256)
-    parameters: dict[str, Any] | None = None
-    inputs: Annotated[list[V2Tensor], Field(min_length=1, max_length=1)]
-    outputs: Annotated[list[dict[str, Any]], Field(max_length=1, fail_fast=True)] | None = None
+    model_config = ConfigDict(extra="forbid")
+    id: str | None = Field(None, max_length=256, description="echoed in the answer")
+    model_name: str | None = Field(None, description="kserve's client sends it; not read: the path names the model")
+    parameters: V2RequestParameters | None = None
+    inputs: Annotated[
+        list[V2Tensor],
+        Field(min_length=1, max_length=1),
+    ]
+    outputs: Annotated[list[V2RequestedOutput], Field(max_length=1)] | None = Field(
+        None, description="the outputs to answer with (all when absent or empty)"
+    )
 
 
 class V2OutputTensor(BaseModel):
     name: str
     shape: list[int]
     datatype: str
-    data: list[float]
+    data: list[float] | None = Field(None, description="N x 10 probabilities, row-major; absent when binary")
+    parameters: dict[str, int] | None = Field(None, description="binary_data_size when the output is binary")
 
 
 class V2InferResponse(BaseModel):
     model_name: str
     model_version: str
-    id: str | None = None
+    id: str | None = Field(None, description="the request's id, when it gave one")
     outputs: list[V2OutputTensor]
 
 
@@ -133,10 +256,17 @@ class V2Error(BaseModel):
     error: str
 
 
+def _whole(value: Any) -> Any:
+    """JSON Schema's integers include 7.0: a number with no fraction is that integer (never a string)."""
+    return int(value) if type(value) is float and value.is_integer() else value
+
+
 class FeedbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     pixels: Pixels
-    label: StrictInt = Field(description="the digit it is, one of GET /model's labels")
+    label: Annotated[StrictInt, BeforeValidator(_whole)] = Field(
+        ge=0, le=9, description="the digit it is, one of GET /model's labels"
+    )
     request_id: str | None = Field(
         None, pattern=r"^[A-Za-z0-9._-]{1,128}$", description="X-Request-Id of the prediction this verdict is on"
     )

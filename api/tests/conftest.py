@@ -86,3 +86,19 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         return f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
     server = request.getfixturevalue("postgres_server")
     return server.create_database(f"test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture(scope="session")
+def running_api(tmp_path_factory, shipped_model_dir: Path):
+    """The API as a process over the shipped model on a free loopback port (its own feedback file): its URL."""
+    from digit_testing.processes import running_api as api_process
+
+    with api_process(shipped_model_dir, tmp_path_factory.mktemp("running-api"), {"RELOAD_INTERVAL": "0"}) as api:
+        yield api.url
+        assert api.process.poll() is None, f"the API died during the tests: {api.read_log()[-3000:]}"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    """Async tests run on asyncio, as uvicorn runs the service."""
+    return "asyncio"

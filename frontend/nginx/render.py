@@ -69,6 +69,8 @@ def main_config(out_dir: Path, mime_types: Path = DEFAULT_MIME_TYPES) -> str:
     user = "user root;\n" if hasattr(os, "geteuid") and os.geteuid() == 0 else ""
     return f"""# Written by frontend/nginx/render.py for a local run (the image has its own nginx.conf).
 {user}worker_processes 1;
+# Twice the connections: each proxied request holds a client and an upstream descriptor.
+worker_rlimit_nofile 1024;
 pid {out_dir}/nginx.pid;
 error_log stderr warn;
 

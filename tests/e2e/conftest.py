@@ -51,3 +51,12 @@ def browser():
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield browser
         browser.close()
+
+
+@pytest.fixture(scope="session")
+def digit_pixels() -> list[int]:
+    """A held-out digit as 784 ints."""
+    from digit_testing.releases import held_out
+
+    images, _ = held_out()
+    return images[0].ravel().tolist()

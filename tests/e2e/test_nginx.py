@@ -2,14 +2,16 @@
 from frontend/nginx/default.conf.template, the real API as a subprocess, httpx as the client.
 
 Covers what the template promises: `nginx -t` passes; the page with its security headers and
-caching; /api/ proxied with the prefix stripped; request ids; /api/metrics kept private; the 2 MiB
-body limit; the rate limit; gzip; JSON answers when the API is down.
+caching; /api/ proxied as sent (the API's one prefix); request ids; the metrics kept private under
+every spelling; gixy on the rendered config; the 2 MiB body limit; the rate limit; gzip; JSON
+answers when the API is down.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import time
 import uuid
@@ -224,13 +226,14 @@ def test_predict_through_nginx(client: httpx.Client, api: Api) -> None:
     assert right >= 9
 
 
-def test_prefix_is_stripped(client: httpx.Client, api: Api) -> None:
-    rid = f"e2e-strip-{uuid.uuid4().hex}"
+def test_the_api_gets_the_path_as_sent_under_its_one_prefix(client: httpx.Client, api: Api) -> None:
+    rid = f"e2e-prefix-{uuid.uuid4().hex}"
     response = client.get("/api/healthz", headers={"X-Request-Id": rid})
     assert response.status_code == 200
     assert response.json() == {"status": "ok"}
-    # The API answers /api/healthz too, so only its log tells the prefix was stripped.
-    assert [line["path"] for line in api.requests_with_id(rid)] == ["/healthz"]
+    # nginx passes the path on untouched; the API answers under /api, once.
+    assert [line["path"] for line in api.requests_with_id(rid)] == ["/api/healthz"]
+    assert client.get("/api/api/healthz").status_code == 404
 
 
 def test_client_request_id_reaches_the_api_and_comes_back(client: httpx.Client, api: Api) -> None:
@@ -253,14 +256,140 @@ def test_request_id_on_static_responses(client: httpx.Client) -> None:
     assert client.get("/css/app.css", headers={"X-Request-Id": "abc.123"}).headers["x-request-id"] == "abc.123"
 
 
-def test_metrics_are_not_public(client: httpx.Client, api: Api) -> None:
+# Every spelling a client might try to reach /metrics (or the API's root, where it lives) through
+# nginx: none may answer with the metrics. Sent byte for byte (httpx would normalise them).
+METRICS_SPELLINGS = [
+    "/api/metrics",
+    "/api/metrics/",
+    "/api/metrics?format=text",
+    "/api/metrics#x",
+    "/api/api/metrics",  # nginx once stripped one /api, the API the other
+    "/api/api/api/metrics",
+    "/api//metrics",
+    "//api/metrics",
+    "/api///metrics",
+    "//api//api//metrics",
+    "/api/./metrics",
+    "/api/x/../metrics",
+    "/api/docs/../metrics",
+    "/api/v2/../metrics",
+    "/api/api/../metrics",
+    "/api/%6detrics",
+    "/api/%6Detrics",
+    "/api/%6D%65%74%72%69%63%73",
+    "/api/%2e/metrics",
+    "/api/%2E%2E/api/metrics",
+    "/api/%2fmetrics",
+    "/api%2fmetrics",
+    "/api/api%2fmetrics",
+    "/api/..%2fmetrics",
+    "/api/%252e%252e/metrics",
+    "/api/%2561pi/metrics",
+    "/api/METRICS",
+    "/api/Metrics",
+    "/API/metrics",
+    "/Api/Metrics",
+    "/api/metrics;x",
+    "/api/metrics%3bx",
+    "/api/metrics%3F",
+    "/api/metrics%20",
+    "/api/metrics.",
+    "/api/metrics%00",
+    "/api/metrics\\",
+    "/api\\metrics",
+    "/metrics",
+    "//metrics",
+    "/./metrics",
+    "/api/../metrics",
+    "/api/%2e%2e/metrics",
+    "/x/../metrics",
+    "/healthz",  # the API's root is not reachable either: only /api/ is proxied
+    "/v2/health/live",
+    "/openapi.json",
+]
+METRIC_NAMES = re.compile(rb"http_requests_total|model_info|predictions_total|# HELP|# TYPE")
+
+
+def raw_get(url: str, target: str, method: str = "GET", host: str = "localhost") -> tuple[int, bytes]:
+    """One request with this exact request-target, on a fresh connection (no client normalises it)."""
+    address = url.removeprefix("http://")
+    hostname, port = address.rsplit(":", 1)
+    with socket.create_connection((hostname, int(port)), timeout=10) as sock:
+        sock.sendall(f"{method} {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode("latin-1"))
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+@pytest.mark.parametrize("target", METRICS_SPELLINGS)
+def test_no_spelling_reaches_the_metrics(proxy: Nginx, api: Api, target: str) -> None:
+    status, body = raw_get(proxy.url, target)
+    assert not METRIC_NAMES.search(body), f"{target} exposed metrics"
+    assert status in (400, 404), (target, status, body[:200])
+
+
+@pytest.mark.parametrize(
+    "target", ["/api/metrics", "/api/api/metrics", "http://localhost/api/metrics", "http://localhost/api//api/metrics"]
+)
+@pytest.mark.parametrize("method", ["GET", "HEAD", "POST", "OPTIONS", "PROPFIND"])
+def test_no_method_or_absolute_form_reaches_the_metrics(proxy: Nginx, target: str, method: str) -> None:
+    status, body = raw_get(proxy.url, target, method=method)
+    assert not METRIC_NAMES.search(body), (method, target)
+    assert status in (400, 404, 405), (method, target, status)
+
+
+def test_the_spelling_table_can_see_metrics(api: Api) -> None:
+    """The detector above does find metrics where they are served: the API itself, directly."""
+    status, body = raw_get(api.url, "/metrics")
+    assert status == 200 and METRIC_NAMES.search(body)
+    status, body = raw_get(api.url, "/api/metrics")
+    assert status == 200 and METRIC_NAMES.search(body)
+
+
+def test_metrics_answer_is_json(client: httpx.Client) -> None:
     for path in ("/api/metrics", "/api/metrics/", "/api/metrics?format=text"):
         response = client.get(path)
         assert response.status_code == 404, path
         assert response.json() == {"detail": "Not Found"}
-    direct = httpx.get(f"{api.url}/metrics")
-    assert direct.status_code == 200
-    assert "# HELP" in direct.text
+
+
+def test_gixy_finds_nothing_above_low(nginx_bin: str, tmp_path: Path) -> None:
+    """gixy on the rendered config: each LOW finding it may report is explained in the template."""
+    gixy = require("gixy", "pip install -r requirements-dev.txt (gixy-ng)")
+    render.render(tmp_path, api_upstream="127.0.0.1:8000", port=free_port(), static_root=STATIC)
+    report = tmp_path / "gixy.json"
+    result = subprocess.run(
+        [gixy, "-f", "json", "-o", str(report), str(tmp_path / "nginx.conf")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    findings = json.loads(report.read_text() or "[]")
+    assert result.returncode in (0, 1), result.stdout + result.stderr  # 1: findings (judged below)
+    above_low = [f for f in findings if f["severity"] not in ("UNSPECIFIED", "LOW")]
+    assert not above_low, json.dumps(above_low, indent=2)
+    template = render.TEMPLATE.read_text()
+    for finding in findings:
+        assert f"gixy ({finding['severity']}, {finding['plugin']})" in template, f"unexplained: {finding}"
+
+
+def test_gixy_is_not_a_rubber_stamp(tmp_path: Path) -> None:
+    """The check above would catch the old config's finding: a proxy_pass that rewrites the path."""
+    gixy = require("gixy", "pip install -r requirements-dev.txt (gixy-ng)")
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(
+        "events {}\nhttp { server { listen 8080; location /api/ { proxy_pass http://127.0.0.1:8000/; } } }\n"
+    )
+    report = tmp_path / "gixy.json"
+    subprocess.run(
+        [gixy, "-f", "json", "-o", str(report), str(conf)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert {f["plugin"] for f in json.loads(report.read_text()) if f["severity"] in ("MEDIUM", "HIGH")} >= {
+        "proxy_pass_normalized"
+    }
 
 
 def test_docs_work_under_the_prefix(client: httpx.Client) -> None:
@@ -284,6 +413,13 @@ def test_body_over_2_mib_gets_413_from_nginx(client: httpx.Client, api: Api) -> 
     assert response.headers["x-request-id"] == rid
     assert response.headers["x-content-type-options"] == "nosniff"
     assert not api.requests_with_id(rid, wait=0.5), "nginx should refuse the body before the API sees it"
+
+
+def test_nginx_errors_on_v2_paths_have_the_protocols_shape(client: httpx.Client) -> None:
+    body = b"[" + b"0," * 1_500_000 + b"0]"
+    response = client.post("/api/v2/models/mnist-cnn/infer", content=body)
+    assert response.status_code == 413
+    assert response.json() == {"error": TOO_LARGE["detail"]}
 
 
 def test_chunked_body_over_2_mib_gets_413(proxy: Nginx) -> None:

@@ -32,8 +32,6 @@ def find_bin() -> Path | None:
     return Path(on_path).parent if on_path else None
 
 
-
-
 class PostgresServer:
     """One cluster: `start()`, `stop()` (a clean shutdown: what was committed stays), `url(db)`."""
 

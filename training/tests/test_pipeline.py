@@ -11,8 +11,8 @@ import pytest
 
 from digit_release.manifest import KERAS_NAME, MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, verify_model_dir
 from digit_release.model import LiteRTModel
+from digit_testing.releases import held_out
 from digit_training.__main__ import EXIT_BAD_INPUT, EXIT_OK, main
-from digit_training.data import held_out
 
 SMOKE_PARAMS = "epochs: 1\nbatch_size: 64\nlearning_rate: 0.002\nseed: 7\n"
 SMOKE_SAMPLES = "600"

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import base64
-import binascii
 from typing import Annotated
 
 import anyio
 import numpy as np
 from fastapi import APIRouter, Depends, HTTPException, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -40,9 +38,13 @@ IMAGE_BODY = {
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"image": {"type": "string", "format": "binary"}},
+                    "properties": {
+                        "image": {"type": "string", "format": "binary", "description": "a PNG or JPEG of a digit"}
+                    },
                     "required": ["image"],
-                }
+                    "additionalProperties": False,
+                },
+                "encoding": {"image": {"contentType": "image/png, image/jpeg"}},
             },
             "application/json": {"schema": ImageIn.model_json_schema()},
         },
@@ -76,7 +78,7 @@ async def predict_batch(
 ) -> dict:
     """Classify up to 128 digits at once: `{"instances": [[784 numbers], ...]}`."""
     model = serving.model
-    probabilities = await run_in_threadpool(model.predict, np.asarray(body.instances, dtype=np.float32))
+    probabilities = await serving.predict(np.asarray(body.instances, dtype=np.float32))
     response.headers["X-Model-Version"] = model.version
     return {"predictions": serving.answer(probabilities), "model_version": model.version}
 
@@ -97,22 +99,23 @@ async def read_image(request: Request) -> bytes:
     if kind == "multipart/form-data":
         try:
             form = await request.form(max_files=1, max_fields=4)
-        except StarletteHTTPException as exc:  # Starlette's word for a malformed multipart body is a 400
+        except StarletteHTTPException as exc:
+            if exc.status_code != 400:  # the body limit's 413, or a body that does not decompress
+                raise
+            # Starlette's word for a malformed multipart body is a 400: here, as elsewhere, a 422.
             raise HTTPException(422, f"multipart body not readable: {exc.detail}") from None
         upload = form.get("image")
         if not isinstance(upload, UploadFile):
             raise HTTPException(422, "multipart field 'image' with a file is required")
+        unknown = sorted(set(form.keys()) - {"image"})
+        if unknown:
+            raise HTTPException(422, f"unknown multipart field(s) {unknown}: send only 'image'")
         return await upload.read()
     if is_json(kind):
         try:
             body = ImageIn.model_validate_json(await request.body())
         except ValidationError as exc:
             raise validation_errors(exc) from None
-        text = body.image_base64
-        if text.startswith("data:"):
-            text = text.partition(",")[2]  # a data: URL, as canvas.toDataURL() gives
-        try:
-            return base64.b64decode(text, validate=True)
-        except (binascii.Error, ValueError):
-            raise HTTPException(422, "image_base64 is not valid base64") from None
+        # The pattern of ImageIn has checked the base64 and the data: URL prefix, if any.
+        return base64.b64decode(body.image_base64.rpartition(",")[2], validate=True)
     raise HTTPException(415, f"send multipart/form-data (field 'image') or application/json, got {kind or 'none'}")

@@ -1,31 +1,73 @@
-"""Open Inference Protocol (KServe V2) routes, so that standard inference clients work."""
+"""Open Inference Protocol (KServe V2) routes, so that standard inference clients work.
+
+What tritonclient and kserve's InferenceRESTClient send is accepted: JSON whatever the
+Content-Type (the protocol keys a binary body on Inference-Header-Content-Length, not on the type),
+the binary tensor data extension, gzip or deflate bodies (the service middleware inflates them
+within the body limit), and the `/versions/{version}` form of every model route.
+"""
 
 from __future__ import annotations
 
-from importlib.metadata import version as package_version
-from typing import Annotated
+from typing import Annotated, Any
 
-import numpy as np
-from fastapi import APIRouter, Depends, HTTPException, Response
-from fastapi.concurrency import run_in_threadpool
+import anyio
+from fastapi import APIRouter, HTTPException, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
-from digit_api.config import MAX_BATCH
-from digit_api.deps import Model, ServingDep, Store, json_body, openapi_body
-from digit_api.schemas import V2Error, V2InferRequest, V2InferResponse, V2Tensor
+from digit_api import __version__
+from digit_api.deps import Model, Serving, ServingDep, Store, openapi_body
+from digit_api.schemas import V2Error, V2InferRequest, V2InferResponse
+from digit_api.v2_codec import HEADER_LENGTH, SHAPES, LargeBodyParser, ProtocolError, encode_response, parse_request
 from digit_release.model import LiteRTModel
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
-INFER_BODY = TypeAdapter(V2InferRequest)
-ERRORS = {400: {"model": V2Error}, 404: {"model": V2Error}, 503: {"model": V2Error}}
-SHAPES = ("[N, 784]", "[N, 28, 28, 1]")
+EXTENSIONS = ["binary_tensor_data"]
+ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": V2Error, "description": "a model name or version longer than the longest there can be"},
+    404: {"model": V2Error, "description": "no such model or version"},
+    503: {"model": V2Error, "description": "no verified model loaded"},
+}
+INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {
+        "model": V2InferResponse,
+        "content": {
+            "application/octet-stream": {
+                "schema": {"type": "string", "format": "binary"},
+                "example": "(binary tensor data extension: the JSON header, then the output's bytes)",
+            }
+        },
+        "description": "the probabilities: JSON, or with binary outputs a JSON header of "
+        "Inference-Header-Content-Length bytes followed by the float32 tensor",
+    },
+    413: {"model": V2Error, "description": "body (after decompression) over 2 MiB"},
+    415: {"model": V2Error, "description": "a Content-Encoding other than gzip, deflate or identity"},
+    **ERRORS,
+    400: {"model": V2Error, "description": "the request breaks the protocol or the pixel contract"},
+}
+# Bounded, as names and versions are (a manifest's name, a release's number): the bound is what the
+# document can state, and what the route checks (400 past it).
+Name = Annotated[str, Path(max_length=128, description="the model's name (GET /model has it)", examples=["mnist-cnn"])]
+Version = Annotated[str, Path(max_length=64, description="a version; only the loaded one is served", examples=["1"])]
+INFER_BODY = openapi_body(TypeAdapter(V2InferRequest))
+INFER_BODY["requestBody"]["description"] = (
+    "An inference request in JSON, whatever the Content-Type. With the binary tensor data extension, "
+    "the JSON is the first Inference-Header-Content-Length bytes, the input's parameters.binary_data_size "
+    "says how many bytes follow (FP32 little-endian or UINT8, row-major), and no data is given. "
+    "gzip and deflate bodies (Content-Encoding) are accepted."
+)
+# A small body is parsed right on the event loop (tens of microseconds); a large one in a worker
+# thread, one at a time, so that the loop waits at most one short native parse for the GIL and
+# /healthz stays answered while large bodies are being read.
+INLINE_PARSE_BYTES = 64 * 1024
+LARGE_PARSES = anyio.CapacityLimiter(1)
+LARGE_PARSER = LargeBodyParser()
 
 
 @router.get("")
 async def server_metadata() -> dict:
-    """Server metadata."""
-    return {"name": "digit-api", "version": package_version("ai-edge-litert"), "extensions": []}
+    """Server metadata: this service's name and version, and the protocol extensions it speaks."""
+    return {"name": "digit-api", "version": __version__, "extensions": EXTENSIONS}
 
 
 @router.get("/health/live")
@@ -36,23 +78,68 @@ async def live() -> dict:
 
 @router.get("/health/ready", responses={503: {"description": "no verified model loaded"}})
 async def ready(store: Store) -> JSONResponse:
-    """Server readiness: a verified model is loaded."""
+    """Server readiness: a verified model is loaded (503 until then, like /readyz)."""
     return JSONResponse({"ready": store.ready}, status_code=200 if store.ready else 503)
 
 
-def named(model: LiteRTModel, name: str) -> LiteRTModel:
+@router.get("/models/{name}", responses=ERRORS)
+async def model_metadata(name: Name, model: Model) -> dict:
+    """Model metadata: name, versions, platform, input and output tensors."""
+    return metadata(served(model, name, None))
+
+
+@router.get("/models/{name}/versions/{version}", responses=ERRORS)
+async def model_version_metadata(name: Name, version: Version, model: Model) -> dict:
+    """Model metadata of one version (the one loaded)."""
+    return metadata(served(model, name, version))
+
+
+@router.get("/models/{name}/ready", responses=ERRORS)
+async def model_ready(name: Name, model: Model) -> dict:
+    """Model readiness (503 while no model is loaded)."""
+    return {"name": served(model, name, None).manifest.name, "ready": True}
+
+
+@router.get("/models/{name}/versions/{version}/ready", responses=ERRORS)
+async def model_version_ready(name: Name, version: Version, model: Model) -> dict:
+    """Model readiness of one version."""
+    return {"name": served(model, name, version).manifest.name, "ready": True}
+
+
+@router.post(
+    "/models/{name}/infer", response_model=V2InferResponse, responses=INFER_RESPONSES, openapi_extra=INFER_BODY
+)
+async def infer(name: Name, request: Request, serving: ServingDep) -> Response:
+    """Inference: one input tensor of FP32 or UINT8 pixels, shape [N, 784] or [N, 28, 28, 1]."""
+    return await run_inference(request, serving, served(serving.model, name, None))
+
+
+@router.post(
+    "/models/{name}/versions/{version}/infer",
+    response_model=V2InferResponse,
+    responses=INFER_RESPONSES,
+    openapi_extra=INFER_BODY,
+)
+async def infer_version(name: Name, version: Version, request: Request, serving: ServingDep) -> Response:
+    """Inference on one version of the model (the one loaded)."""
+    return await run_inference(request, serving, served(serving.model, name, version))
+
+
+def served(model: LiteRTModel, name: str, version: str | None) -> LiteRTModel:
+    """The model in service if it is the one asked for; a 404 that says what is served if not."""
     if name != model.manifest.name:
-        raise HTTPException(404, f"unknown model {name!r}; this server serves {model.manifest.name!r}")
+        raise HTTPException(404, f"unknown model {name[:100]!r}; this server serves {model.manifest.name!r}")
+    if version is not None and version != model.version:
+        raise HTTPException(
+            404, f"model {name!r} version {version[:100]!r} is not loaded; this server serves version {model.version!r}"
+        )
     return model
 
 
-@router.get("/models/{name}", responses=ERRORS)
-async def model_metadata(name: str, model: Model) -> dict:
-    """Model metadata: name, version, platform, input and output tensors."""
-    named(model, name)
+def metadata(model: LiteRTModel) -> dict:
     classes = model.manifest.output.shape[0]
     return {
-        "name": name,
+        "name": model.manifest.name,
         "versions": [model.version],
         "platform": "tflite",
         "inputs": [{"name": model.manifest.input.name, "datatype": "FP32", "shape": [-1, 784]}],
@@ -61,64 +148,25 @@ async def model_metadata(name: str, model: Model) -> dict:
     }
 
 
-@router.get("/models/{name}/ready", responses=ERRORS)
-async def model_ready(name: str, model: Model) -> dict:
-    """Model readiness."""
-    named(model, name)
-    return {"name": name, "ready": True}
-
-
-@router.post(
-    "/models/{name}/infer", response_model=V2InferResponse, responses=ERRORS, openapi_extra=openapi_body(INFER_BODY)
-)
-async def infer(
-    name: str,
-    body: Annotated[V2InferRequest, Depends(json_body(INFER_BODY))],
-    serving: ServingDep,
-    response: Response,
-) -> dict:
-    """Inference: one input tensor of FP32 or UINT8 pixels, shape [N, 784] or [N, 28, 28, 1]."""
-    model = named(serving.model, name)
-    x = to_batch(body.inputs[0])
-    probabilities = await run_in_threadpool(model.predict, x)
-    serving.answer(probabilities)  # counted like every other prediction
-    response.headers["X-Model-Version"] = model.version
-    return {
-        "model_name": name,
-        "model_version": model.version,
-        "id": body.id,
-        "outputs": [
-            {
-                "name": model.manifest.output.name,
-                "shape": list(probabilities.shape),
-                "datatype": "FP32",
-                "data": probabilities.ravel().tolist(),
-            }
-        ],
-    }
-
-
-def to_batch(tensor: V2Tensor) -> np.ndarray:
-    """Check a V2 input tensor against the pixel contract and return it as (N, 784) float32."""
-    shape = tensor.shape
-    if not (len(shape) == 2 and shape[1] == 784) and not (len(shape) == 4 and shape[1:] == [28, 28, 1]):
-        raise HTTPException(400, f"input shape must be {' or '.join(SHAPES)}, got {shape}")
-    if not 1 <= shape[0] <= MAX_BATCH:
-        raise HTTPException(400, f"batch size must be 1 to {MAX_BATCH}, got {shape[0]}")
+async def run_inference(request: Request, serving: Serving, model: LiteRTModel) -> Response:
+    body = await request.body()
+    manifest = model.manifest
+    args = (body, request.headers.get(HEADER_LENGTH), manifest.input.name, manifest.output.name)
     try:
-        # As objects first: a numeric conversion would quietly turn true/false into 1/0.
-        leaves = np.asarray(tensor.data, dtype=object).ravel()
-    except (ValueError, TypeError):
-        raise HTTPException(400, "data must be a flat or evenly nested list of numbers") from None
-    if any(type(v) is list for v in leaves):
-        raise HTTPException(400, "data must be a flat or evenly nested list of numbers")
-    if not all(type(v) in (int, float) for v in leaves):
-        raise HTTPException(400, "data must hold only numbers")
-    data = leaves.astype(np.float64) if len(leaves) else np.zeros(0)
-    if tensor.datatype == "UINT8" and not all(type(v) is int for v in leaves):
-        raise HTTPException(400, "UINT8 data must be whole numbers")
-    if data.size != shape[0] * 784:
-        raise HTTPException(400, f"data holds {data.size} numbers, shape {shape} needs {shape[0] * 784}")
-    if not np.isfinite(data).all() or data.min() < 0 or data.max() > 255:
-        raise HTTPException(400, "pixels must be finite numbers from 0 to 255")
-    return data.reshape(shape[0], 784).astype(np.float32)
+        if len(body) <= INLINE_PARSE_BYTES:
+            parsed = parse_request(*args)
+        else:
+            parsed = await anyio.to_thread.run_sync(LARGE_PARSER.parse_request, *args, limiter=LARGE_PARSES)
+    except ProtocolError as exc:
+        raise HTTPException(400, str(exc)) from None
+    probabilities = await serving.predict(parsed.pixels)
+    serving.count(probabilities)  # counted like every other prediction
+    content, headers = encode_response(
+        model_name=manifest.name,
+        model_version=model.version,
+        request_id=parsed.id,
+        output_name=manifest.output.name,
+        probabilities=probabilities,
+        binary=parsed.binary_output,
+    )
+    return Response(content, headers={**headers, "X-Model-Version": model.version})
