@@ -61,7 +61,9 @@ def handle(path: str, body: bytes) -> dict[str, Any]:
     return {
         "model_name": "mnist-cnn",
         "model_version": VERSION,
-        "outputs": [{"name": "probabilities", "datatype": "FP32", "shape": list(rows.shape), "data": rows.ravel().tolist()}],
+        "outputs": [
+            {"name": "probabilities", "datatype": "FP32", "shape": list(rows.shape), "data": rows.ravel().tolist()}
+        ],
     }
 
 
