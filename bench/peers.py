@@ -505,7 +505,7 @@ def probabilities_from(server: Server, route: Route) -> np.ndarray:
 
 
 def check_route(server: Server, route: Route, digit: Digit, labels: Sequence[str]) -> str:
-    """ "" if the route answers the digit as the model does in-process, else what is wrong."""
+    """What is wrong with the route's answer to the digit, or "" when it answers as the model does in-process."""
     try:
         probabilities = probabilities_from(server, route)
     except WrongAnswer as exc:
