@@ -796,7 +796,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--skip-install", action="store_true", help="use the environments in build/peers/ as they are, never pip"
     )
-    parser.add_argument("--json", action="store_true", help="print the results as JSON after the table")
+    parser.add_argument(
+        "--json", action="store_true", help="print the results as JSON on stdout (the table then goes to stderr)"
+    )
     args = parser.parse_args(argv)
     args.only = tuple(args.only or SERVERS)
     if args.connections < args.threads:
