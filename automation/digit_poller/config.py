@@ -7,6 +7,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from digit_release import signing
 from digit_release.manifest import SERVED_PATH
 
 # Where the repository keeps the bundled data set (training/), relative to its root.
@@ -45,6 +46,28 @@ class PollerConfig(BaseSettings):
     # The held-out digits every candidate is measured on (Keras mnist.npz layout): by default the
     # bundled set committed in the clone itself, checked against its provenance file.
     eval_data: Path | None = None
+
+    @field_validator("github_token", mode="before")
+    @classmethod
+    def _clean_token(cls, value: object) -> object:
+        # An env file saved with Windows line endings leaves "\r" on the token, and an HTTP header
+        # cannot carry it: the outer white space goes, anything inside is refused (without the value).
+        if isinstance(value, str):
+            value = value.strip() or None
+            if (value is not None and not value.isprintable()) or (value is not None and " " in value):
+                raise ValueError("GITHUB_TOKEN holds white space or control characters (a pasted line break?)")
+        return value
+
+    @field_validator("model_public_key")
+    @classmethod
+    def _usable_key(cls, value: str | None) -> str | None:
+        # A key that cannot be read is the configuration's fault (exit 1), not every release's.
+        if value is not None:
+            try:
+                signing.load_public_key(value)
+            except signing.SignatureError as exc:
+                raise ValueError(str(exc)) from None
+        return value
 
     @field_validator("model_source")
     @classmethod

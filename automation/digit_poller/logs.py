@@ -13,18 +13,22 @@ from collections.abc import Iterable
 
 # scheme://[userinfo@]host/path[?query]: the user info and the query go, the rest is kept.
 _URL = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)([^\s/@'\"<>]*@)?([^\s?#'\"<>]*)(\?[^\s#'\"<>]*)?")
+# A relative URL with a query (a redirect's Location: /storage/x?X-Amz-Signature=...): the query goes.
+_RELATIVE_QUERY = re.compile(r"(?<![\w/:.])(/[^\s?#'\"<>]*)\?[^\s#'\"<>]*")
 _AUTHORIZATION = re.compile(r"(?i)(authorization\W{1,4}(?:bearer\s+|token\s+|basic\s+)?)[^\s'\",)]+")
 
 
 def redact(text: str, secrets: Iterable[str] = ()) -> str:
     """`text` without URL user info, URL queries, Authorization values or any of `secrets`."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
+        for form in {secret, secret.strip()}:  # a token with a stray "\r" shows up escaped, as its core
+            if form:
+                text = text.replace(form, "***")
     text = _URL.sub(
         lambda m: f"{m.group(1)}{'***@' if m.group(2) else ''}{m.group(3)}{'?<redacted>' if m.group(4) else ''}",
         text,
     )
+    text = _RELATIVE_QUERY.sub(lambda m: f"{m.group(1)}?<redacted>", text)
     return _AUTHORIZATION.sub(r"\1***", text)
 
 

@@ -22,19 +22,28 @@ from __future__ import annotations
 import fcntl
 import json
 import logging
+import math
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from digit_poller import crashpoints
 from digit_poller.config import PollerConfig
 from digit_poller.git import Clone, ForeignWork, GitError, Identity
-from digit_poller.sources import BadRelease, RateLimited, Release, ReleaseSource, SourceError, fingerprint
+from digit_poller.sources import (
+    BadRelease,
+    RateLimited,
+    Release,
+    ReleaseSource,
+    SourceError,
+    fingerprint,
+    with_deadline,
+)
 from digit_poller.verify import Rejected, Verdict, measure, verify_candidate
 from digit_release.data import DataError
 from digit_release.manifest import (
@@ -49,6 +58,12 @@ from digit_release.manifest import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+# The longest wait a source may ask for (GitHub's limits reset within the hour); longer is a broken header.
+MAX_WAIT_SECONDS = 3600.0
+NETWORK_GRACE_SECONDS = 10.0
+T = TypeVar("T")
 
 
 class Exit(IntEnum):
@@ -209,21 +224,39 @@ def commit_message(old: str | None, new_tag: str, old_accuracy: float | None, ne
 
 def _poll(config: PollerConfig, source: ReleaseSource, request: Request, clone: Clone) -> Exit:
     state = read_state(config.state_dir)
-    not_before = state.get("not_before")
-    if isinstance(not_before, (int, float)) and time.time() < not_before:
-        # Said once, when the source asked: a cron run every few minutes adds nothing to that line.
-        logger.debug("%s asked to wait: not polling before %s", source.name, _clock(not_before))
-        return Exit.OK
+    # What a killed run downloaded or exported is thrown away at every start, whatever comes next.
+    for leftover in ("download", "in-service"):
+        shutil.rmtree(config.state_dir / leftover, ignore_errors=True)
+    waits = state.get("not_before") if isinstance(state.get("not_before"), dict) else {}
+    until = waits.get(source.name)
+    if isinstance(until, (int, float)) and math.isfinite(until) and time.time() < until:
+        if until - time.time() <= MAX_WAIT_SECONDS:
+            # Said once, when the source asked: a cron run every few minutes adds nothing to that line.
+            logger.debug("%s asked to wait: not polling before %s", source.name, _clock(until))
+            return Exit.OK
+        logger.warning("ignoring a stored wait for %s until %s: longer than any source asks", source.name, until)
     try:
         return _poll_source(config, source, request, clone, state)
     except RateLimited as exc:
-        until = time.time() + exc.retry_after
-        write_state(config.state_dir, {**read_state(config.state_dir), "not_before": until})
-        raise RateLimited(f"{exc}; not polling {source.name} again before {_clock(until)}", exc.retry_after) from None
+        wait = min(max(exc.retry_after, 0.0), MAX_WAIT_SECONDS) if math.isfinite(exc.retry_after) else 60.0
+        until = time.time() + wait
+        latest = read_state(config.state_dir)
+        kept = latest.get("not_before") if isinstance(latest.get("not_before"), dict) else {}
+        write_state(config.state_dir, {**latest, "not_before": {**kept, source.name: until}})
+        raise RateLimited(f"{exc}; not polling {source.name} again before {_clock(until)}", wait) from None
 
 
 def _clock(epoch: float) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    try:
+        return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(epoch))
+    except (OverflowError, OSError, ValueError):
+        return f"{epoch} (not a time)"
+
+
+def _network(call: Callable[[], T], seconds: float, what: str) -> T:
+    """A source's call against a wall clock a little past its own deadlines: the last resort for
+    what no socket deadline can cut short (a name server that never answers holds getaddrinfo)."""
+    return with_deadline(call, seconds + NETWORK_GRACE_SECONDS, what)
 
 
 def _poll_source(
@@ -237,7 +270,7 @@ def _poll_source(
         clone.sync()
     current = in_service(clone)
     current_version = int(current.version) if current else None
-    releases = source.releases()
+    releases = _network(source.releases, config.list_deadline, f"{source.name}: listing releases")
     to_try = candidates(releases, current_version, request, state.get("pinned"))
     pins = request.pin is not None or request.rollback or request.unpin
     follows_latest = not pins and state.get("pinned") is None
@@ -314,7 +347,7 @@ def _check(
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     try:
-        source.download(target, folder)
+        _network(lambda: source.download(target, folder), config.download_deadline, f"{source.name}: {target.tag}")
     except BadRelease as exc:
         shutil.rmtree(folder, ignore_errors=True)
         raise Rejected(f"files: {exc}") from None

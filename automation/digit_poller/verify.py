@@ -109,7 +109,10 @@ def verify_candidate(
             )
         try:
             key = signing.load_public_key(public_key)
-            signing.verify((folder / MANIFEST_NAME).read_bytes(), signature.read_text(), key)
+            text = signature.read_bytes().decode("ascii")
+            signing.verify((folder / MANIFEST_NAME).read_bytes(), text, key)
+        except UnicodeDecodeError:
+            raise Rejected(f"signature: {SIGNATURE_NAME} is not base64 text", ("public_key",)) from None
         except signing.SignatureError as exc:
             raise Rejected(f"signature: {exc}", ("public_key",)) from None
     # The release must agree with itself (model and manifest) before it is compared with anything.

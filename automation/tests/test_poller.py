@@ -7,7 +7,6 @@ run succeeds.
 from __future__ import annotations
 
 import fcntl
-import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -19,42 +18,12 @@ from digit_poller.git import Clone, Identity
 from digit_release import signing
 from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, read_manifest
 from digit_testing.processes import running_api
-from digit_testing.releases import IDENTITY, SHIPPED, git, make_world, write_release
+from digit_testing.releases import IDENTITY, SHIPPED, claiming, git, metrics_from, write_release
 
 
 def make_release(releases: Path, version: int, tflite: bytes | None = None, **manifest_changes) -> Path:
     """A release folder model-v<version>: the shipped model under a new version (or other bytes)."""
     return write_release(releases / f"model-v{version}", version, tflite, **manifest_changes)
-
-
-@pytest.fixture
-def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A remote holding the shipped model, the poller's clone of it, and an empty folder of releases."""
-    for key, value in IDENTITY.items():
-        monkeypatch.setenv(key, value)
-    remote, clone = make_world(tmp_path)
-    releases = tmp_path / "releases"
-    releases.mkdir()
-    monkeypatch.setenv("MODEL_SOURCE", f"dir:{releases}")
-    monkeypatch.setenv("REPO_PATH", str(clone))
-    monkeypatch.delenv("MODEL_PUBLIC_KEY", raising=False)
-    monkeypatch.setenv("MIN_ACCURACY", "0.985")
-
-    class World:
-        def remote_version(self) -> str:
-            return json.loads(git(remote, "show", "main:api/models/model.json"))["version"]
-
-        def remote_log(self) -> list[str]:
-            return git(remote, "log", "--format=%s", "main").splitlines()
-
-        def clone_is_clean(self) -> bool:
-            return git(clone, "status", "--porcelain") == "" and git(clone, "rev-parse", "HEAD") == git(
-                remote, "rev-parse", "main"
-            )
-
-    w = World()
-    w.remote, w.clone, w.releases, w.tmp = remote, clone, releases, tmp_path
-    return w
 
 
 def test_a_new_release_is_checked_committed_and_pushed(world) -> None:
@@ -93,19 +62,15 @@ def corrupt_model(releases: Path) -> Path:
 def wrong_shapes(releases: Path) -> Path:
     manifest = read_manifest(SHIPPED)
     labels = {k: v for k, v in manifest.labels.items() if k != "9"}
-    metrics = manifest.metrics.model_copy(
-        update={
-            "per_class_accuracy": {k: v for k, v in manifest.metrics.per_class_accuracy.items() if k != "9"},
-            "confusion_matrix": [row[:9] for row in manifest.metrics.confusion_matrix[:9]],
-        }
-    )
+    cut = [row[:9] for row in manifest.metrics.confusion_matrix[:9]]
+    metrics = metrics_from(cut, list(labels.values()), manifest.metrics.eval_set.id)
     return make_release(
         releases, 2, labels=labels, output=manifest.output.model_copy(update={"shape": (9,)}), metrics=metrics
     )
 
 
 def false_claim(releases: Path) -> Path:
-    metrics = read_manifest(SHIPPED).metrics.model_copy(update={"accuracy": 0.999})
+    metrics = claiming(read_manifest(SHIPPED).metrics, correct=1998)  # 0.999, where 0.9895 is measured
     return make_release(releases, 2, metrics=metrics)
 
 

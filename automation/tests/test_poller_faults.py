@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -24,7 +25,7 @@ from digit_testing.hostile_server import OWNER_REPO, HostileServer
 from digit_testing.processes import running_api
 from digit_testing.releases import SHIPPED, git, write_release
 
-from .test_poller import make_release, world  # noqa: F401  (the fixture, shared)
+from .test_poller import make_release
 
 STATE = Path(".git") / "digit-poller" / "state.json"
 
@@ -44,7 +45,7 @@ def release_files(tmp: Path, version: int = 2, **changes) -> dict[str, bytes]:
     return {name: (folder / name).read_bytes() for name in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
 
 
-def state_of(world) -> dict:  # noqa: F811
+def state_of(world) -> dict:
     path = world.clone / STATE
     return json.loads(path.read_text()) if path.exists() else {}
 
@@ -52,7 +53,7 @@ def state_of(world) -> dict:  # noqa: F811
 # --- 1. a staged release is never lost; the model in service comes from the remote -------------
 
 
-def test_a_failure_between_add_and_commit_does_not_lose_the_release(world, monkeypatch, caplog) -> None:  # noqa: F811
+def test_a_failure_between_add_and_commit_does_not_lose_the_release(world, monkeypatch, caplog) -> None:
     make_release(world.releases, 2)
     real_git = Clone.git
 
@@ -73,7 +74,7 @@ def test_a_failure_between_add_and_commit_does_not_lose_the_release(world, monke
     assert world.remote_version() == "2" and world.clone_is_clean()
 
 
-def test_a_host_without_any_git_identity_commits_as_the_poller(world, monkeypatch, tmp_path) -> None:  # noqa: F811
+def test_a_host_without_any_git_identity_commits_as_the_poller(world, monkeypatch, tmp_path) -> None:
     home = tmp_path / "empty-home"
     home.mkdir()
     for key in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL", "XDG_CONFIG_HOME"):
@@ -92,7 +93,7 @@ def test_a_host_without_any_git_identity_commits_as_the_poller(world, monkeypatc
     assert git(world.remote, "log", "-1", "--format=%an <%ae>", "main").strip() == "Model Bot <models@example.org>"
 
 
-def test_the_model_in_service_is_what_the_remote_holds_not_the_index(world) -> None:  # noqa: F811
+def test_the_model_in_service_is_what_the_remote_holds_not_the_index(world) -> None:
     """Someone staged v2 in the clone by hand: that is not in service, and it is not the poller's to keep."""
     make_release(world.releases, 2)
     write_release(world.clone / "api" / "models", 2)
@@ -108,7 +109,7 @@ def test_the_model_in_service_is_what_the_remote_holds_not_the_index(world) -> N
 
 
 @pytest.fixture
-def hostile(world, monkeypatch, tmp_path):  # noqa: F811
+def hostile(world, monkeypatch, tmp_path):
     with HostileServer(release_files(tmp_path)) as server:
         monkeypatch.setenv("MODEL_SOURCE", f"github:{OWNER_REPO}")
         monkeypatch.setenv("GITHUB_API_URL", server.api_url)
@@ -137,7 +138,7 @@ TRANSIENT = [
 
 
 @pytest.mark.parametrize(("where", "mode", "said"), TRANSIENT, ids=[f"{w}-{m}" for w, m, _ in TRANSIENT])
-def test_a_hostile_server_costs_one_bounded_run_and_nothing_else(world, hostile, caplog, where, mode, said) -> None:  # noqa: F811, PLR0917
+def test_a_hostile_server_costs_one_bounded_run_and_nothing_else(world, hostile, caplog, where, mode, said) -> None:  # noqa: PLR0917
     setattr(hostile, where, mode)
     assert run_bounded(["--once"]) == 1  # a transient fault: the next run tries again
     assert said in caplog.text
@@ -148,7 +149,7 @@ def test_a_hostile_server_costs_one_bounded_run_and_nothing_else(world, hostile,
     assert world.remote_version() == "2" and world.clone_is_clean()
 
 
-def test_an_asset_listed_over_the_cap_is_rejected_once_and_never_downloaded_again(world, hostile, caplog) -> None:  # noqa: F811
+def test_an_asset_listed_over_the_cap_is_rejected_once_and_never_downloaded_again(world, hostile, caplog) -> None:
     hostile.listed_size = {TFLITE_NAME: 10**12}
     assert run_bounded(["--once"]) == 2
     assert "over the 67108864-byte cap" in caplog.text
@@ -163,7 +164,7 @@ def test_an_asset_listed_over_the_cap_is_rejected_once_and_never_downloaded_agai
 # --- 3 and 5. the clone: the poller's own leftovers go, anyone else's work is refused ----------
 
 
-def push_to_remote(world, files: dict[str, str], message: str) -> None:  # noqa: F811
+def push_to_remote(world, files: dict[str, str], message: str) -> None:
     other = world.tmp / "teammate"
     if not other.exists():
         git(world.tmp, "clone", "--quiet", str(world.remote), str(other))
@@ -176,7 +177,7 @@ def push_to_remote(world, files: dict[str, str], message: str) -> None:  # noqa:
     git(other, "push", "--quiet", "origin", "main")
 
 
-def test_an_interrupted_sync_checkout_is_recovered_not_blamed_on_the_user(world) -> None:  # noqa: F811
+def test_an_interrupted_sync_checkout_is_recovered_not_blamed_on_the_user(world) -> None:
     """What a kill in the middle of the sync's checkout leaves: HEAD and the index old, many new files untracked."""
     push_to_remote(world, {f"docs/page-{i}.md": f"page {i}\n" for i in range(300)}, "docs: 300 pages")
     make_release(world.releases, 2)
@@ -190,7 +191,7 @@ def test_an_interrupted_sync_checkout_is_recovered_not_blamed_on_the_user(world)
     assert world.remote_version() == "2" and world.clone_is_clean()
 
 
-def test_an_unpushed_commit_of_someone_else_is_refused_and_kept(world, caplog) -> None:  # noqa: F811
+def test_an_unpushed_commit_of_someone_else_is_refused_and_kept(world, caplog) -> None:
     (world.clone / "NOTES.md").write_text("my notes\n")
     git(world.clone, "add", "NOTES.md")
     git(world.clone, "commit", "--quiet", "-m", "my notes")
@@ -205,7 +206,7 @@ def test_an_unpushed_commit_of_someone_else_is_refused_and_kept(world, caplog) -
     assert world.remote_version() == "1"
 
 
-def test_edits_inside_api_models_are_refused_and_kept(world, caplog) -> None:  # noqa: F811
+def test_edits_inside_api_models_are_refused_and_kept(world, caplog) -> None:
     make_release(world.releases, 2)
     (world.clone / "api" / "models" / "NOTES.md").write_text("why v1 stays\n")
     assert main(["--once"]) == 1
@@ -213,7 +214,7 @@ def test_edits_inside_api_models_are_refused_and_kept(world, caplog) -> None:  #
     assert (world.clone / "api" / "models" / "NOTES.md").read_text() == "why v1 stays\n"
 
 
-def test_the_pollers_own_unpushed_commit_is_dropped_without_fuss(world, caplog) -> None:  # noqa: F811
+def test_the_pollers_own_unpushed_commit_is_dropped_without_fuss(world, caplog) -> None:
     make_release(world.releases, 2)
     write_release(world.clone / "api" / "models", 2)
     (world.clone / "api" / "models" / SUMS_NAME).unlink()
@@ -253,7 +254,7 @@ def three_class_release(tmp_path_factory) -> Path:
     return out
 
 
-def test_a_model_with_other_labels_is_refused_unless_allowed(world, three_class_release, caplog, monkeypatch) -> None:  # noqa: F811
+def test_a_model_with_other_labels_is_refused_unless_allowed(world, three_class_release, caplog, monkeypatch) -> None:
     import shutil
 
     shutil.copytree(three_class_release, world.releases / "model-v2")
@@ -293,6 +294,15 @@ def relabelled(labels: dict[str, str]) -> dict:
     }
 
 
+def shipped_metrics_with(**changes: object) -> dict:
+    return {"metrics": {**read_manifest(SHIPPED).metrics.model_dump(mode="json"), **changes}}
+
+
+def negative_count() -> list[list[int]]:
+    rows = read_manifest(SHIPPED).metrics.confusion_matrix
+    return [[-1, *row[1:]] if i == 0 else row for i, row in enumerate(rows)]
+
+
 BAD_MANIFESTS = [
     ("negative-label", lambda: relabelled({**read_manifest(SHIPPED).labels, "9": "-1"}), "digits 0-9 of the data set"),
     ("non-digit-label", lambda: relabelled({**read_manifest(SHIPPED).labels, "3": "three"}), "digits 0-9"),
@@ -301,6 +311,14 @@ BAD_MANIFESTS = [
         "label-index-out-of-range",
         lambda: {"labels": {**{k: v for k, v in read_manifest(SHIPPED).labels.items() if k != "9"}, "10": "9"}},
         "labels must map every class index 0..9",
+    ),
+    ("negative-count", lambda: shipped_metrics_with(confusion_matrix=negative_count()), "greater than or equal to 0"),
+    (
+        "infinite-class-accuracy",
+        lambda: shipped_metrics_with(
+            per_class_accuracy={**read_manifest(SHIPPED).metrics.per_class_accuracy, "3": 1e999}
+        ),
+        "per_class_accuracy",
     ),
     (
         "input-shape-disagrees",
@@ -311,7 +329,7 @@ BAD_MANIFESTS = [
 
 
 @pytest.mark.parametrize(("case", "change", "said"), BAD_MANIFESTS, ids=[c for c, _, _ in BAD_MANIFESTS])
-def test_a_malformed_manifest_is_a_rejection_named_not_a_crash(world, caplog, case, change, said) -> None:  # noqa: F811
+def test_a_malformed_manifest_is_a_rejection_named_not_a_crash(world, caplog, case, change, said) -> None:
     folder = world.releases / "model-v2"
     write_release(folder, 2)
     # Written as a release author could: the JSON edited after the fact, checksums made to match.
@@ -333,7 +351,7 @@ def _plain(value):
 # --- 7. no credential-bearing part of a URL reaches the log, at any level -----------------------
 
 
-def test_no_credential_reaches_the_cron_log_even_at_debug(world, github_server, tmp_path) -> None:  # noqa: F811
+def test_no_credential_reaches_the_cron_log_even_at_debug(world, github_server, tmp_path) -> None:
     token = "ghp_secretTokenInTheEnvironment0123"  # noqa: S105
     url_password = "pw-in-the-api-url-4711"  # noqa: S105
     github_server.require_token = None
@@ -367,12 +385,12 @@ def test_no_credential_reaches_the_cron_log_even_at_debug(world, github_server, 
 # --- 8. a rate limit is honoured across runs, cron's and the daemon's ---------------------------
 
 
-def test_a_rate_limit_stops_every_poll_until_the_time_given(world, github_server, monkeypatch, tmp_path) -> None:  # noqa: F811
+def test_a_rate_limit_stops_every_poll_until_the_time_given(world, github_server, monkeypatch, tmp_path) -> None:
     monkeypatch.setenv("MODEL_SOURCE", f"github:{github_server.repo}")
     monkeypatch.setenv("GITHUB_API_URL", github_server.api_url)
     github_server.rate_limited(reset_in_seconds=3000)
     assert main(["--once"]) == 1
-    assert state_of(world)["not_before"] > time.time() + 2900
+    assert state_of(world)["not_before"][f"github:{github_server.repo}"] > time.time() + 2900
     github_server.clear_requests()
     for _ in range(3):
         assert main(["--once"]) == 0  # cron runs: waiting as asked is no error
@@ -391,7 +409,7 @@ def test_a_rate_limit_stops_every_poll_until_the_time_given(world, github_server
 # --- 9. outcomes: a rejection is remembered and does not hide the next best ---------------------
 
 
-def test_a_rejected_top_release_does_not_hide_a_good_lower_one(world, caplog) -> None:  # noqa: F811
+def test_a_rejected_top_release_does_not_hide_a_good_lower_one(world, caplog) -> None:
     make_release(world.releases, 11)
     bad = make_release(world.releases, 50)
     data = bytearray((bad / TFLITE_NAME).read_bytes())
@@ -416,7 +434,7 @@ def test_cron_env_template_and_readme_name_the_identity_settings() -> None:
         assert "POLLER_GIT_NAME" in text and "POLLER_GIT_EMAIL" in text
 
 
-def test_another_input_spec_is_an_interface_change_refused_by_default(world, caplog, monkeypatch) -> None:  # noqa: F811
+def test_another_input_spec_is_an_interface_change_refused_by_default(world, caplog, monkeypatch) -> None:
     """A model that agrees with its own manifest, but wants its pixels in 0..1: clients would break."""
     write_release(
         world.releases / "model-v2", 2, input=read_manifest(SHIPPED).input.model_copy(update={"range": (0, 1)})
@@ -439,3 +457,216 @@ def test_a_304_to_an_unconditional_request_never_revives_a_stored_listing(tmp_pa
         fresh = GitHubSource(OWNER_REPO, api_url=server.api_url, state_dir=tmp_path / "state")
         with pytest.raises(SourceError, match="304 to a request that was not conditional"):
             fresh.releases()
+
+
+# --- what an outside review found, kept as tests -----------------------------------------------
+
+
+def test_a_token_with_a_stray_carriage_return_works_and_never_shows(world, github_server, tmp_path) -> None:
+    token = "ghp_windowsLineEnding0123456789"  # noqa: S105
+    github_server.require_token = token
+    folder = make_release(tmp_path / "built", 2)
+    github_server.add_release(
+        "model-v2", {n: (folder / n).read_bytes() for n in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
+    )
+    env = {**os.environ, "MODEL_SOURCE": f"github:{github_server.repo}", "GITHUB_API_URL": github_server.api_url}
+    run = [sys.executable, "-m", "digit_poller", "--once", "--log-level", "DEBUG"]
+    done = subprocess.run(
+        run, env={**env, "GITHUB_TOKEN": token + "\r"}, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert world.remote_version() == "2" and token not in done.stdout + done.stderr
+    broken = subprocess.run(
+        run,
+        env={**env, "GITHUB_TOKEN": "ghp_first\nghp_second"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert broken.returncode == 1
+    assert "GITHUB_TOKEN" in broken.stderr and "ghp_first" not in broken.stderr and "ghp_second" not in broken.stderr
+
+
+def stalled_http_remote(world) -> None:
+    """origin becomes an HTTP server that accepts connections and never answers (a hung git host)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(16)
+    world.stalled = listener  # kept open (and never accepted from) for the test's length
+    git(world.clone, "remote", "set-url", "origin", f"http://127.0.0.1:{listener.getsockname()[1]}/repo.git")
+
+
+def test_a_hung_git_remote_costs_one_bounded_run(world, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("digit_poller.git.GIT_TIMEOUT_SECONDS", 3)
+    stalled_http_remote(world)
+    assert run_bounded(["--once"], limit=60) == 1
+    assert "git fetch took more than 3 s: stopped" in caplog.text
+    world.stalled.close()
+
+
+def test_a_push_hung_in_the_remote_s_hook_costs_one_bounded_run(world, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("digit_poller.git.GIT_TIMEOUT_SECONDS", 3)
+    hook = world.remote / "hooks" / "pre-receive"
+    hook.write_text("#!/bin/sh\nsleep 600\n")
+    hook.chmod(0o755)
+    make_release(world.releases, 2)
+    assert run_bounded(["--once"], limit=60) == 1
+    assert "git push took more than 3 s: stopped" in caplog.text
+    hook.unlink()
+    assert main(["--once"]) == 0 and world.remote_version() == "2" and world.clone_is_clean()
+
+
+def test_work_done_in_the_clone_after_a_killed_run_is_refused_and_kept(world, caplog) -> None:
+    make_release(world.releases, 2)
+    clone = Clone(world.clone, "origin", "main", world.clone / ".git" / "digit-poller", _identity())
+    clone.begin("install")  # a run was killed while it installed a release
+    (world.clone / "NOTES.md").write_text("alice's notes\n")
+    git(world.clone, "add", "NOTES.md")
+    git(world.clone, "-c", "user.name=alice", "-c", "user.email=a@example.invalid", "commit", "-qm", "alice: fix")
+    (world.clone / "README.md").write_text("alice's edit, not committed yet\n")
+    alice = git(world.clone, "rev-parse", "HEAD").strip()
+    assert main(["--once"]) == 1
+    assert "has since gained work the poller did not do" in caplog.text and "alice: fix" in caplog.text
+    assert git(world.clone, "rev-parse", "HEAD").strip() == alice
+    assert (world.clone / "README.md").read_text() == "alice's edit, not committed yet\n"
+    assert world.remote_version() == "1"
+
+
+@pytest.mark.parametrize(
+    ("headers", "longest"),
+    [({"retry-after": "inf"}, 3600), ({"x-ratelimit-remaining": "0", "x-ratelimit-reset": "99999999999999"}, 3600)],
+    ids=["retry-after-inf", "reset-in-milliseconds"],
+)
+def test_a_rate_limit_wait_is_bounded_and_belongs_to_its_source(
+    world, github_server, monkeypatch, headers, longest
+) -> None:
+    monkeypatch.setenv("MODEL_SOURCE", f"github:{github_server.repo}")
+    monkeypatch.setenv("GITHUB_API_URL", github_server.api_url)
+    github_server.fail_next(429, headers=headers)
+    assert main(["--once"]) == 1
+    [until] = state_of(world)["not_before"].values()
+    assert time.time() < until <= time.time() + longest
+    # Another source is not held up by that one's wait.
+    monkeypatch.setenv("MODEL_SOURCE", f"dir:{world.releases}")
+    make_release(world.releases, 2)
+    assert main(["--once"]) == 0 and world.remote_version() == "2"
+
+
+def test_bytes_that_are_not_text_in_a_release_are_a_rejection_and_the_next_best_goes_in(
+    world, caplog, monkeypatch
+) -> None:
+    make_release(world.releases, 2)
+    bad_sums = make_release(world.releases, 3)
+    (bad_sums / SUMS_NAME).write_bytes(b"\xff\xfe not text")
+    assert main(["--once"]) == 2
+    assert "SHA256SUMS is not UTF-8 text" in caplog.text and "Traceback" not in caplog.text
+    assert world.remote_version() == "2"
+    from digit_release import signing
+
+    _private, public = signing.generate()
+    monkeypatch.setenv("MODEL_PUBLIC_KEY", public)
+    bad_signature = make_release(world.releases, 4)
+    (bad_signature / "model.json.sig").write_bytes(b"\xff\xfe\x00")
+    assert main(["--once"]) == 2
+    assert "model.json.sig is not base64 text" in caplog.text
+
+
+def test_a_public_key_that_cannot_be_read_is_a_configuration_error(world, caplog, monkeypatch) -> None:
+    make_release(world.releases, 2)
+    monkeypatch.setenv("MODEL_PUBLIC_KEY", "not-a-key")
+    assert main(["--once"]) == 1
+    assert "MODEL_PUBLIC_KEY" in caplog.text and "rejected" not in caplog.text
+    assert "rejected" not in state_of(world)
+
+
+def test_a_name_server_that_never_answers_costs_one_bounded_run(world, monkeypatch, caplog) -> None:
+    monkeypatch.setattr("digit_poller.poller.NETWORK_GRACE_SECONDS", 1.0)
+    never = threading.Event()
+    real = socket.getaddrinfo
+
+    def silent(host, *args, **kwargs):
+        if host == "releases.slow-dns.invalid":
+            never.wait(60)  # getaddrinfo cannot be interrupted: only the caller can stop waiting
+        return real(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", silent)
+    monkeypatch.setenv("MODEL_SOURCE", f"github:{OWNER_REPO}")
+    monkeypatch.setenv("GITHUB_API_URL", "http://releases.slow-dns.invalid:9")
+    monkeypatch.setenv("LIST_DEADLINE", "1")
+    try:
+        assert run_bounded(["--once"], limit=30) == 1
+        assert "listing releases: no answer within 2 s" in caplog.text
+    finally:
+        never.set()
+
+
+def test_commits_a_force_push_took_away_are_dropped_not_refused(world, caplog) -> None:
+    push_to_remote(world, {"LEAKED.txt": "a secret\n"}, "oops: a secret")
+    assert main(["--once"]) == 0  # the clone takes the teammate's commit
+    teammate = world.tmp / "teammate"
+    git(teammate, "reset", "--quiet", "--hard", "HEAD~1")
+    git(teammate, "push", "--quiet", "--force", "origin", "main")
+    make_release(world.releases, 2)
+    assert main(["--once"]) == 0
+    assert "the branch was rewritten upstream (a force push)" in caplog.text
+    assert world.remote_version() == "2" and world.clone_is_clean()
+    assert "oops: a secret" not in world.remote_log()
+
+
+@pytest.mark.parametrize("where", ["asset-url", "deep-listing"])
+def test_urls_and_json_no_client_can_read_are_named_not_tracebacks(world, hostile, caplog, tmp_path, where) -> None:
+    if where == "asset-url":
+        hostile.asset_url = {TFLITE_NAME: "http://[::1"}
+        assert run_bounded(["--once"]) == 2  # that release's asset: a rejection, remembered
+        assert "is not a URL" in caplog.text
+    else:
+        hostile.listing = "deep-json"
+        assert run_bounded(["--once"]) == 1  # the listing: a transient fault
+        assert "did not answer JSON a client can read" in caplog.text
+    assert "Traceback" not in caplog.text and world.clone_is_clean()
+
+
+def test_a_relative_redirect_s_signed_query_stays_out_of_the_debug_log(world, hostile) -> None:
+    from digit_testing.hostile_server import SIGNED_QUERY
+
+    hostile.asset = "relative-redirect"
+    env = {**os.environ, "MODEL_SOURCE": f"github:{OWNER_REPO}", "GITHUB_API_URL": hostile.api_url}
+    done = subprocess.run(
+        [sys.executable, "-m", "digit_poller", "--once", "--log-level", "DEBUG"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    log = done.stdout + done.stderr
+    assert "/storage/" in log  # the redirect was logged...
+    assert "X-Amz-Signature" not in log and "0123456789abcdefsecret" not in log and SIGNED_QUERY not in log
+
+
+def test_what_a_killed_run_downloaded_goes_at_the_next_start(world) -> None:
+    leftover = world.clone / ".git" / "digit-poller" / "download"
+    leftover.mkdir(parents=True)
+    (leftover / ".model.tflite.x.part").write_bytes(b"half a download")
+    assert main(["--once"]) == 0  # nothing new
+    assert not leftover.exists()
+
+
+def test_a_partial_commit_s_lock_left_by_a_kill_is_cleared(world) -> None:
+    make_release(world.releases, 2)
+    clone = Clone(world.clone, "origin", "main", world.clone / ".git" / "digit-poller", _identity())
+    clone.begin("install")
+    lock = world.clone / ".git" / "next-index-4242.lock"
+    lock.write_bytes(b"")
+    assert main(["--once"]) == 0 and world.remote_version() == "2" and world.clone_is_clean()
+    assert not lock.exists()
+
+
+def test_a_branch_someone_checked_out_is_refused_not_switched(world, caplog) -> None:
+    git(world.clone, "checkout", "--quiet", "-b", "feature")
+    make_release(world.releases, 2)
+    assert main(["--once"]) == 1
+    assert "has branch feature checked out" in caplog.text
+    assert git(world.clone, "symbolic-ref", "--short", "HEAD").strip() == "feature"

@@ -10,21 +10,22 @@ import pytest
 from digit_poller.__main__ import main
 from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME
 
-from .test_poller import make_release, world  # noqa: F401  (the fixture, shared)
+from .test_poller import make_release
 
 TOKEN = "ghp_test_token_never_logged"  # noqa: S105  (a test value: the point is that it never shows)
 
 
-def wait_is_over(world) -> None:  # noqa: F811
+def wait_is_over(world) -> None:
     """Time passes beyond the wait the source asked for (the poller keeps it in its state file)."""
     path = world.clone / ".git" / "digit-poller" / "state.json"
     state = json.loads(path.read_text())
-    assert state["not_before"] > time.time()  # the wait was recorded
-    path.write_text(json.dumps({**state, "not_before": time.time() - 1}))
+    [(name, until)] = state["not_before"].items()  # the wait was recorded, for that source
+    assert until > time.time()
+    path.write_text(json.dumps({**state, "not_before": {name: time.time() - 1}}))
 
 
 @pytest.fixture
-def github(world, github_server, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
+def github(world, github_server, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MODEL_SOURCE", f"github:{github_server.repo}")
     monkeypatch.setenv("GITHUB_API_URL", github_server.api_url)
     monkeypatch.setenv("GITHUB_TOKEN", TOKEN)
@@ -38,7 +39,7 @@ def github(world, github_server, monkeypatch: pytest.MonkeyPatch):  # noqa: F811
     return github_server, publish
 
 
-def test_release_to_pushed_commit_then_idle_polls_cost_a_304(world, github, caplog) -> None:  # noqa: F811
+def test_release_to_pushed_commit_then_idle_polls_cost_a_304(world, github, caplog) -> None:
     server, publish = github
     publish(2)
     publish(3, prerelease=True)  # never chosen
@@ -59,7 +60,7 @@ def test_release_to_pushed_commit_then_idle_polls_cost_a_304(world, github, capl
     ],
     ids=["5xx", "rate-limited", "truncated-download"],
 )
-def test_network_faults_change_nothing_and_the_next_run_succeeds(world, github, caplog, fault, message: str) -> None:  # noqa: F811
+def test_network_faults_change_nothing_and_the_next_run_succeeds(world, github, caplog, fault, message: str) -> None:
     server, publish = github
     publish(2)
     fault(server)
@@ -75,7 +76,7 @@ def test_network_faults_change_nothing_and_the_next_run_succeeds(world, github, 
     assert world.remote_version() == "2" and world.clone_is_clean()
 
 
-def test_an_unreachable_github_is_an_error_not_a_change(world, github, caplog) -> None:  # noqa: F811
+def test_an_unreachable_github_is_an_error_not_a_change(world, github, caplog) -> None:
     server, publish = github
     publish(2)
     server.stop()

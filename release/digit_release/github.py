@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import math
 import re
 import socket
 import threading
@@ -32,8 +33,10 @@ PER_PAGE = 100
 MAX_PAGES = 10
 MAX_REDIRECTS = 5
 MAX_PAGE_BYTES = 16 * 1024 * 1024
-# GitHub asks clients that hit a secondary rate limit without a hint to wait at least a minute.
+# GitHub asks clients that hit a secondary rate limit without a hint to wait at least a minute;
+# its primary limits reset within the hour, so a longer wait is a broken header, not an answer.
 DEFAULT_RETRY_AFTER = 60.0
+MAX_RETRY_AFTER = 3600.0
 
 _REPO = re.compile(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+")
 
@@ -50,7 +53,11 @@ class RateLimited(GitHubError):
         self.retry_after = retry_after
 
 
-class TooLarge(GitHubError):
+class BadAsset(GitHubError):
+    """The asset itself cannot be had, whatever the network does: a URL that is no URL, a size over the cap."""
+
+
+class TooLarge(BadAsset):
     """A download with no listed size went over the cap it was given: the asset's fault, not the network's."""
 
 
@@ -59,6 +66,14 @@ def safe_url(url: httpx.URL | str) -> str:
     url = httpx.URL(str(url))
     port = f":{url.port}" if url.port else ""
     return f"{url.scheme}://{url.host}{port}{url.path}"
+
+
+def safe_url_or_not(url: str) -> str:
+    """safe_url, for a string that may not even parse as a URL."""
+    try:
+        return safe_url(url)
+    except (httpx.InvalidURL, ValueError, TypeError):
+        return "(an unparseable URL)"
 
 
 def without_credentials(url: str) -> str:
@@ -195,6 +210,8 @@ class GitHubClient:
                 yield response
         except httpx.HTTPError as error:
             raise (deadline.error() if deadline.expired else self.network_error(url, error)) from None
+        except httpx.InvalidURL:
+            raise GitHubError(f"{self.name}: {safe_url_or_not(url)} is not a URL the client can request") from None
 
     def get_page(self, url: str, deadline: Deadline, etag: str | None = None) -> tuple[httpx.Response, bytes]:
         """One page of a listing: the response and its body (at most MAX_PAGE_BYTES)."""
@@ -251,8 +268,8 @@ class GitHubClient:
     def json_list(self, url: str, body: bytes) -> list[Any]:
         try:
             items = json.loads(body)
-        except ValueError:
-            raise GitHubError(f"{self.name}: {safe_url(url)} did not answer JSON") from None
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than any listing is
+            raise GitHubError(f"{self.name}: {safe_url(url)} did not answer JSON a client can read") from None
         if not isinstance(items, list):
             raise GitHubError(f"{self.name}: {safe_url(url)} did not answer a list of releases")
         return items
@@ -275,9 +292,13 @@ class GitHubClient:
         A transfer that disagrees with the listing (short, long) is the network's fault:
         GitHubError. Only an unlisted asset over `cap` is the asset's own: TooLarge.
         """
+        try:
+            same_host = origin(url) == origin(self.api_url)
+        except (httpx.InvalidURL, ValueError, TypeError):
+            raise BadAsset(f"{self.name}: {name}'s URL {safe_url_or_not(url)} is not a URL") from None
         # The token is for the API only. GitHub answers the asset endpoint with a 302 to a
         # pre-signed storage URL, which needs no token and (S3) rejects a request that carries one.
-        headers = self.headers("application/octet-stream", with_token=origin(url) == origin(self.api_url))
+        headers = self.headers("application/octet-stream", with_token=same_host)
         # The bytes are held to the listed size; a compressed transfer would hide a short one.
         headers["Accept-Encoding"] = "identity"
         for _ in range(MAX_REDIRECTS + 1):
@@ -390,16 +411,21 @@ class GitHubClient:
     @staticmethod
     def _retry_after(headers: httpx.Headers) -> float | None:
         """Seconds to wait, from `retry-after` or, once the quota is spent, from `x-ratelimit-reset`."""
+        wait: float | None = None
         value = headers.get("retry-after")
         if value:
             try:
-                return max(0.0, float(value))
+                wait = float(value)
             except ValueError:
-                with contextlib.suppress(TypeError, ValueError):
-                    return max(0.0, float(email.utils.parsedate_to_datetime(value).timestamp()) - time.time())
-        if headers.get("x-ratelimit-remaining") == "0":
+                with contextlib.suppress(TypeError, ValueError, OverflowError):
+                    wait = float(email.utils.parsedate_to_datetime(value).timestamp()) - time.time()
+        if wait is None and headers.get("x-ratelimit-remaining") == "0":
+            wait = DEFAULT_RETRY_AFTER
             with contextlib.suppress(TypeError, ValueError):
                 # +1: the reset time is whole seconds; asking again in the same second fails again
-                return max(1.0, float(headers.get("x-ratelimit-reset", "")) - time.time() + 1.0)
+                wait = max(1.0, float(headers.get("x-ratelimit-reset", "")) - time.time() + 1.0)
+        if wait is None:
+            return None
+        if not math.isfinite(wait):
             return DEFAULT_RETRY_AFTER
-        return None
+        return min(max(0.0, wait), MAX_RETRY_AFTER)

@@ -93,12 +93,28 @@ def _absent(value: object) -> bool:
 class Metrics(_Strict):
     accuracy: float = Field(ge=0.0, le=1.0)
     correct: int = Field(ge=0)
-    per_class_accuracy: dict[str, float]
-    confusion_matrix: list[list[int]] = Field(description="rows: true class, columns: predicted")
+    per_class_accuracy: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]]
+    confusion_matrix: list[list[Annotated[int, Field(ge=0)]]] = Field(
+        description="rows: true class, columns: predicted"
+    )
     eval_set: EvalSet
     # Added after schema_version 1 shipped, optional and left out when empty: a manifest without
     # feedback is written exactly as before, so older readers (extra="forbid") still take it.
     feedback: FeedbackMetrics | None = Field(None, exclude_if=_absent)
+
+    @model_validator(mode="after")
+    def _adds_up(self) -> Metrics:
+        # The counts a measure is made of: the confusion matrix holds every evaluated digit once,
+        # its diagonal the right answers, and the accuracy is their ratio.
+        total = sum(sum(row) for row in self.confusion_matrix)
+        diagonal = sum(row[i] for i, row in enumerate(self.confusion_matrix) if i < len(row))
+        if total != self.eval_set.size:
+            raise ValueError(f"metrics.confusion_matrix counts {total} digits, eval_set.size says {self.eval_set.size}")
+        if diagonal != self.correct:
+            raise ValueError(f"metrics.correct is {self.correct}, the confusion matrix's diagonal {diagonal}")
+        if abs(self.accuracy - self.correct / self.eval_set.size) > 1e-9:
+            raise ValueError(f"metrics.accuracy {self.accuracy} is not correct / eval_set.size")
+        return self
 
 
 class DatasetRef(_Strict):
@@ -286,7 +302,11 @@ def verify_model_dir(model_dir: Path, required: tuple[str, ...] = (TFLITE_NAME,)
             raise ManifestError(f"{name}: sha256 {actual} does not match the manifest's {expected.sha256}")
     sums_path = model_dir / SUMS_NAME
     if sums_path.is_file():
-        sums = parse_sha256sums(sums_path.read_text(encoding="utf-8"))
+        try:
+            text = sums_path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError:
+            raise ManifestError(f"{SUMS_NAME} is not UTF-8 text") from None
+        sums = parse_sha256sums(text)
         for name, entry in manifest.files.items():
             if sums.get(name) != entry.sha256:
                 raise ManifestError(f"{SUMS_NAME} disagrees with {MANIFEST_NAME} about {name}")

@@ -21,11 +21,16 @@ from typing import Any
 OWNER_REPO = "hostile/digits"
 
 # How the listing (GET /repos/OWNER/REPO/releases) misbehaves.
-LISTING_MODES = ("ok", "trickle-headers", "stall", "trickle-body", "endless-body", "304-unconditional", "broken-gzip")
+LISTING_MODES = (
+    "ok", "trickle-headers", "stall", "trickle-body", "endless-body", "304-unconditional", "broken-gzip", "deep-json",
+)  # fmt: skip
 # How the asset download (GET .../releases/assets/ID) misbehaves.
 ASSET_MODES = (
     "ok", "trickle", "stall-after-headers", "redirect-loop", "short", "long", "truncated-gzip", "broken-gzip",
+    "relative-redirect",
 )  # fmt: skip
+# The query a relative redirect carries, as a pre-signed storage URL's: a credential.
+SIGNED_QUERY = "X-Amz-Credential=AKIDEXAMPLE%2F20260101&X-Amz-Signature=0123456789abcdefsecret"
 
 
 class HostileServer:
@@ -36,6 +41,7 @@ class HostileServer:
         self.listing = "ok"
         self.asset = "ok"
         self.listed_size: dict[str, int] = {}  # name -> size the listing claims (default: the truth)
+        self.asset_url: dict[str, str] = {}  # name -> URL the listing gives (default: the server's own)
         self.requests: list[str] = []
         self._server: socketserver.ThreadingTCPServer | None = None
         self._stop = threading.Event()
@@ -79,7 +85,9 @@ class HostileServer:
         path = request_line.split(" ")[1]
         self.requests.append(path)
         try:
-            if path.startswith(f"/repos/{OWNER_REPO}/releases/assets/"):
+            if path.startswith("/storage/"):
+                self._send(conn, 200, self.files[sorted(self.files)[int(path.split("/")[2].split("?")[0]) - 100]])
+            elif path.startswith(f"/repos/{OWNER_REPO}/releases/assets/"):
                 self._asset(conn, path.rsplit("/", 1)[1])
             elif path.startswith(f"/repos/{OWNER_REPO}/releases"):
                 self._listing(conn)
@@ -107,7 +115,7 @@ class HostileServer:
             {
                 "id": 100 + i,
                 "name": name,
-                "url": f"{base}/repos/{OWNER_REPO}/releases/assets/{100 + i}",
+                "url": self.asset_url.get(name, f"{base}/repos/{OWNER_REPO}/releases/assets/{100 + i}"),
                 "size": self.listed_size.get(name, len(data)),
                 "updated_at": "2026-01-01T00:00:00Z",
             }
@@ -136,6 +144,8 @@ class HostileServer:
             conn.sendall(b'HTTP/1.1 304 Not Modified\r\nETag: "x"\r\nConnection: close\r\n\r\n')
         elif mode == "broken-gzip":
             self._send(conn, 200, b"\x1f\x8b\x08\x00garbage, not deflate", {"Content-Encoding": "gzip"})
+        elif mode == "deep-json":  # well-formed, and deeper than any parser's recursion
+            self._send(conn, 200, b"[" * 200_000 + b"]" * 200_000, {"Content-Type": "application/json"})
 
     def _asset(self, conn: socket.socket, raw_id: str) -> None:
         names = sorted(self.files)
@@ -165,3 +175,5 @@ class HostileServer:
             self._send(conn, 200, packed[: len(packed) // 2], {"Content-Encoding": "gzip"})
         elif mode == "broken-gzip":
             self._send(conn, 200, b"\x1f\x8b\x08\x00" + data[:1000], {"Content-Encoding": "gzip"})
+        elif mode == "relative-redirect":
+            self._send(conn, 302, b"", {"Location": f"/storage/{raw_id}?{SIGNED_QUERY}"})

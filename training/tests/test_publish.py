@@ -28,6 +28,7 @@ from digit_release.manifest import (
 )
 from digit_testing import github_server as github_server_module
 from digit_testing import releases as releases_module
+from digit_testing.releases import claiming
 from digit_training.publish import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -128,7 +129,9 @@ def test_below_the_minimum_is_rejected_and_nothing_is_created(server, release_di
 def test_worse_than_the_model_in_service_is_rejected(server, release_dir: Path, tmp_path: Path, caplog) -> None:
     shipped = read_manifest(SHIPPED)
     better = make_release_dir(
-        tmp_path / "better", version="4", metrics=shipped.metrics.model_copy(update={"accuracy": 0.995})
+        tmp_path / "better",
+        version="4",
+        metrics=claiming(shipped.metrics, correct=1990),  # 0.995
     )
     server.add_release("model-v4", {n: (better / n).read_bytes() for n in (MANIFEST_NAME, TFLITE_NAME)})
     assert publish(server, release_dir) == 2

@@ -40,7 +40,7 @@ def _as_source_errors() -> Iterator[None]:
         yield
     except api.RateLimited as exc:
         raise RateLimited(str(exc), exc.retry_after) from None
-    except api.TooLarge as exc:
+    except api.BadAsset as exc:
         raise BadRelease(str(exc)) from None
     except api.GitHubError as exc:
         raise SourceError(str(exc)) from None
