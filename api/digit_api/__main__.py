@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
+
 import uvicorn
 
 from digit_api.config import get_settings
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Settings come from the environment (one typed object, as in the container); the command line
+    # only documents them, so `digit-api --help` says what to set.
+    argparse.ArgumentParser(
+        prog="digit-api",
+        description="Serve the digit recognition API (LiteRT) over HTTP.",
+        epilog="Configured by environment: HOST, PORT, MODEL_DIR, WORKERS, LOG_LEVEL, RELOAD_INTERVAL, "
+        "NUM_THREADS, STATIC_DIR, DATABASE_URL, DATABASE_MIGRATE, FAST_PATH (docs/api.md).",
+    ).parse_args(argv)
     settings = get_settings()
     uvicorn.run(
         "digit_api.main:serve_app",

@@ -30,6 +30,9 @@ class Settings(BaseSettings):
     reload_interval: float = Field(2.0, ge=0)
     # LiteRT threads per request: one keeps latency flat when several requests run at once.
     num_threads: int = Field(1, ge=1, le=64)
+    # POST /predict, /predict/batch and V2 infer skip FastAPI's routing and dependency injection
+    # (serving.Shortcut) and answer the same bytes; off sends them through FastAPI like the rest.
+    fast_path: bool = True
     # The drawing page the service serves itself in the embedded set-up (`make run`); none if absent.
     static_dir: Path = REPO_ROOT / "frontend" / "static"
     # Where people's corrections (POST /feedback) are stored: a SQLAlchemy URL, sqlite:///PATH or

@@ -1,36 +1,74 @@
 """Every error is a JSON body that says what was wrong; client input never produces a 5xx.
 
 Contract routes answer `{"detail": ...}` (422 invalid, 413 too large, 415 wrong type, 503 not
-ready); the Open Inference Protocol routes answer `{"error": ...}` as its clients expect.
+ready); the Open Inference Protocol routes answer `{"error": ...}` as its clients expect, and 400
+where the contract says 422. `error_body` is the one place that decides; FastAPI's exception
+handlers, the prediction path and the service middleware all go through it.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException
+from starlette.types import Scope
 
-from digit_api.middleware import is_v2_path
 from digit_api.preprocess import PreprocessError
 from digit_api.store import NotReady
 
 MAX_LISTED_ERRORS = 20
+JSON = "application/json"
 
 
-def problem(request: Request, status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> JSONResponse:
-    if is_v2_path(request.scope):
+class ClientError(Exception):
+    """A request refused with `status` and a message that names the problem (and, for 422, each error)."""
+
+    def __init__(
+        self,
+        status: int,
+        detail: str,
+        errors: list[dict[str, Any]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status, self.detail, self.errors = status, detail, errors
+        self.headers = dict(headers or {})
+
+
+def is_v2_path(scope: Scope) -> bool:
+    """An Open Inference Protocol route, reached directly or under /api."""
+    path: str = scope["path"]
+    return path.removeprefix(scope.get("root_path", "")).startswith("/v2/")
+
+
+def error_body(scope: Scope, status: int, detail: str, errors: list[dict[str, Any]] | None = None) -> tuple[int, bytes]:
+    """The status and JSON body of an error, in the shape of the route's protocol."""
+    if is_v2_path(scope):
         # The protocol's clients expect {"error": ...}, and 400 for a request they got wrong.
-        return JSONResponse({"error": detail}, status_code=400 if status == 422 else status)
+        return (400 if status == 422 else status), dumps({"error": detail})
     body: dict[str, Any] = {"detail": detail}
     if errors is not None:
         body["errors"] = errors
-    return JSONResponse(body, status_code=status)
+    return status, dumps(body)
 
 
-def where(loc: tuple | list) -> str:
+def dumps(document: Any) -> bytes:
+    """JSON as Starlette's JSONResponse writes it (compact, UTF-8), for every error body."""
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def error_response(scope: Scope, error: ClientError) -> Response:
+    status, body = error_body(scope, error.status, error.detail, error.errors)
+    return Response(body, status_code=status, media_type=JSON, headers=error.headers)
+
+
+def where(loc: tuple[Any, ...] | list[Any]) -> str:
     """('body', 'object', 'pixels', 12) -> 'pixels[12]'; ('body', 'array', 3) -> 'pixels[3]'."""
     parts = list(loc)
     if parts[:1] == ["body"]:
@@ -47,7 +85,7 @@ def where(loc: tuple | list) -> str:
 
 
 def describe(error: dict[str, Any]) -> str:
-    message = error["msg"]
+    message: str = error["msg"]
     if error["type"] == "json_invalid":
         return f"body is not valid JSON: {error.get('ctx', {}).get('error', message)}"
     if error["type"] == "missing" and tuple(error["loc"]) == ("body",):
@@ -55,32 +93,34 @@ def describe(error: dict[str, Any]) -> str:
     return f"{where(error['loc'])}: {message}"
 
 
-async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
-    errors = exc.errors()
+def invalid(errors: list[dict[str, Any]]) -> ClientError:
+    """A 422 from validation errors (pydantic's, located as FastAPI locates body errors)."""
     listed = [{"loc": where(e["loc"]), "msg": e["msg"]} for e in errors[:MAX_LISTED_ERRORS]]
     summary = describe(errors[0]) if errors else "invalid request"
     if len(errors) > 1:
         summary += f" (and {len(errors) - 1} more)"
-    return problem(request, 422, summary, listed)
+    return ClientError(422, summary, listed)
 
 
-async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
-    response = problem(request, exc.status_code, str(exc.detail))
-    if exc.headers:
-        response.headers.update(exc.headers)
-    return response
+def invalid_body(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> ClientError:
+    """A 422 from pydantic's errors on a request body."""
+    return invalid([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False, include_input=False)])
 
 
-async def not_ready(request: Request, exc: NotReady) -> JSONResponse:
-    return problem(request, 503, f"no model is ready: {exc}")
+def handler(refusal: Callable[[Any], ClientError]) -> Callable[[Request, Exception], Awaitable[Response]]:
+    """A FastAPI exception handler that answers an exception as the refusal it stands for."""
 
+    async def handle(request: Request, exc: Exception) -> Response:
+        return error_response(request.scope, refusal(exc))
 
-async def unprocessable_image(request: Request, exc: PreprocessError) -> JSONResponse:
-    return problem(request, 422, str(exc))
+    return handle
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(HTTPException, http_error)
-    app.add_exception_handler(NotReady, not_ready)
-    app.add_exception_handler(PreprocessError, unprocessable_image)
+    app.add_exception_handler(ClientError, handler(lambda exc: exc))
+    app.add_exception_handler(RequestValidationError, handler(lambda exc: invalid(list(exc.errors()))))
+    app.add_exception_handler(
+        HTTPException, handler(lambda exc: ClientError(exc.status_code, str(exc.detail), headers=exc.headers))
+    )
+    app.add_exception_handler(NotReady, handler(lambda exc: ClientError(503, f"no model is ready: {exc}")))
+    app.add_exception_handler(PreprocessError, handler(lambda exc: ClientError(422, str(exc))))

@@ -34,7 +34,6 @@ from sqlalchemy import (
 from sqlalchemy.exc import SQLAlchemyError
 
 from digit_release.feedback import (
-    PIXELS,
     check_url,
     database_url,
     feedback,
@@ -46,7 +45,7 @@ from digit_release.feedback import (
     to_uint8,
 )
 
-__all__ = ["PIXELS", "FeedbackStore", "FeedbackUnavailable", "check_url", "database_url", "feedback", "feedback_id"]
+__all__ = ["FeedbackStore", "FeedbackUnavailable", "check_url", "database_url", "feedback", "feedback_id"]
 __all__ += ["make_engine", "metadata", "redacted", "short", "to_uint8"]
 
 logger = logging.getLogger(__name__)
@@ -212,7 +211,8 @@ class FeedbackStore:
         with self._using(), self.engine.connect() as connection:
             rows = connection.execute(query).all()
         cells: dict[str, dict[tuple[int, int], int]] = {}
-        for version, label, prediction, n in rows:
+        for row in rows:
+            version, label, prediction, n = str(row[0]), int(row[1]), int(row[2]), int(row[3])
             cells.setdefault(version, {})[(label, prediction)] = n
         result = []
         for version in sorted(cells, key=version_order, reverse=True):
@@ -239,11 +239,19 @@ def heard_by(connection: Any, model_version: str) -> Heard:
 
 
 def insert_ignoring_duplicates(backend: str, row: dict[str, Any]) -> Any:
+    # Each dialect's INSERT ... ON CONFLICT DO NOTHING, the same statement in both.
     if backend == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert  # noqa: PLC0415
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # noqa: PLC0415
-    return insert(feedback).values(**row).on_conflict_do_nothing(index_elements=["id"]).returning(feedback.c.id)
+        from sqlalchemy.dialects.postgresql import insert as postgresql_insert  # noqa: PLC0415
+
+        return (
+            postgresql_insert(feedback)
+            .values(**row)
+            .on_conflict_do_nothing(index_elements=["id"])
+            .returning(feedback.c.id)
+        )
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+
+    return sqlite_insert(feedback).values(**row).on_conflict_do_nothing(index_elements=["id"]).returning(feedback.c.id)
 
 
 def version_order(version: str) -> tuple[int, str]:

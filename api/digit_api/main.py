@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import anyio
 from fastapi import FastAPI, Request
@@ -22,9 +23,10 @@ from digit_api import __version__, errors
 from digit_api.config import MAX_BATCH, MAX_BODY_BYTES, Settings, get_settings
 from digit_api.feedback_store import FeedbackStore, FeedbackUnavailable
 from digit_api.logs import configure_logging
-from digit_api.metrics import Metrics
+from digit_api.metrics import ServiceMetrics
 from digit_api.middleware import ServiceMiddleware
 from digit_api.routes import feedback, health, predict, v2
+from digit_api.serving import Predictions, Shortcut
 from digit_api.store import ModelStore
 
 logger = logging.getLogger(__name__)
@@ -43,10 +45,11 @@ answer, worked out again by the server; nothing that identifies a person is stor
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
-    metrics = Metrics()
+    metrics = ServiceMetrics()
     store = ModelStore(settings.model_dir, metrics, num_threads=settings.num_threads)
     # Built now, connected on first use: predictions never wait for the database.
     feedback_store = FeedbackStore(settings.database_url, migrate=settings.database_migrate)
+    predictions = Predictions(store, metrics)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -87,6 +90,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.openapi = partial(openapi, app)  # type: ignore[method-assign]
     app.state.store = store
     app.state.metrics = metrics
+    app.state.predictions = predictions
     app.state.feedback = feedback_store
     app.state.feedback_limiter = anyio.CapacityLimiter(feedback.DATABASE_THREADS)
     app.include_router(predict.router)
@@ -94,7 +98,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(v2.router)
     app.include_router(feedback.router)
     errors.install(app)
-    app.add_middleware(ServiceMiddleware, store=store, metrics=metrics, max_body_bytes=MAX_BODY_BYTES)
+    shortcut = Shortcut(predictions) if settings.fast_path else None
+    app.add_middleware(
+        ServiceMiddleware, store=store, metrics=metrics, max_body_bytes=MAX_BODY_BYTES, shortcut=shortcut
+    )
     if (settings.static_dir / "index.html").is_file():
         serve_page(app, settings.static_dir)
     return app
@@ -108,7 +115,7 @@ async def prepare_feedback(feedback_store: FeedbackStore) -> None:
         pass  # logged by the store; /feedback answers 503 and tries again
 
 
-def openapi(app: FastAPI) -> dict:
+def openapi(app: FastAPI) -> dict[str, Any]:
     """FastAPI's schema, less the 422 it documents for every route with a path parameter.
 
     The Open Inference Protocol routes answer a bad request with 400 (the protocol's word for it),
@@ -120,6 +127,7 @@ def openapi(app: FastAPI) -> dict:
             if path.startswith("/v2/"):
                 for operation in operations.values():
                     operation["responses"].pop("422", None)
+        app.openapi_schema = schema
     return app.openapi_schema
 
 

@@ -1,23 +1,26 @@
 """One pure-ASGI layer around the app: the /api prefix, request ids, X-Model-Version, the body
-limit, compressed request bodies, metrics and the access log. Pure ASGI because Starlette's
-BaseHTTPMiddleware costs a task per request on the hot path."""
+limit, compressed request bodies, metrics and the access log, and the shortcut to the prediction
+path for the busiest routes (serving.py). Pure ASGI because Starlette's BaseHTTPMiddleware costs
+a task per request on the hot path."""
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import re
 import time
 import zlib
+from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from digit_api.errors import ClientError, error_body
 from digit_api.logs import request_id
-from digit_api.metrics import Metrics
-from digit_api.store import ModelStore
+from digit_api.metrics import ServiceMetrics
+from digit_api.serving import Reply, Shortcut
+from digit_api.store import ModelStore, NotReady
 
 access_log = logging.getLogger("digit_api.access")
 logger = logging.getLogger(__name__)
@@ -94,11 +97,19 @@ class Inflater:
 
 
 class ServiceMiddleware:
-    def __init__(self, app: ASGIApp, store: ModelStore, metrics: Metrics, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        store: ModelStore,
+        metrics: ServiceMetrics,
+        max_body_bytes: int,
+        shortcut: Shortcut | None = None,
+    ) -> None:
         self.app = app
         self.store = store
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
+        self.shortcut = shortcut
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -118,6 +129,7 @@ class ServiceMiddleware:
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
+        route_path: str | None = None
         store = self.store
 
         async def send_with_headers(message: Message) -> None:
@@ -140,8 +152,14 @@ class ServiceMiddleware:
 
         try:
             refusal = self._refusal(headers)
+            chosen = self.shortcut.route(scope) if refusal is None and self.shortcut is not None else None
             if refusal is not None:
                 await self._reply(send_with_headers, scope, *refusal)
+            elif chosen is not None:
+                scope, inflater = self._decoding(scope, headers)
+                # Counted under the documented route's path, as FastAPI's routing would have it.
+                route_path = chosen[1]
+                status = await self._shortcut(scope, self._limited(receive, inflater), send, rid, chosen)
             else:
                 scope, inflater = self._decoding(scope, headers)
                 await self.app(scope, self._limited(receive, inflater), send_tracked)
@@ -155,23 +173,47 @@ class ServiceMiddleware:
                 send_with_headers, scope, 500, "internal error; the X-Request-Id of this response finds it in the logs"
             )
         finally:
-            route = scope.get("route")
-            route_path = getattr(route, "path", None) or "unmatched"
-            elapsed = time.perf_counter() - started
-            method = scope["method"] if scope["method"] in COUNTED_METHODS else "other"
-            self.metrics.observe_request(method, route_path, status, elapsed)
-            level = access_level(status)
-            if access_log.isEnabledFor(level):
-                access_log.log(
-                    level,
-                    "%s %s %d %.2fms",
-                    scope["method"],
-                    path,
-                    status,
-                    elapsed * 1000,
-                    extra={"method": scope["method"], "path": path, "status": status, "duration_ms": elapsed * 1000},
-                )
+            self._account(scope, path, route_path, status, time.perf_counter() - started)
             request_id.reset(token)
+
+    def _account(self, scope: Scope, path: str, route_path: str | None, status: int, elapsed: float) -> None:
+        """The request in the metrics (under its route) and in the access log."""
+        if route_path is None:
+            route_path = getattr(scope.get("route"), "path", None) or "unmatched"
+        method = scope["method"] if scope["method"] in COUNTED_METHODS else "other"
+        self.metrics.observe_request(method, route_path, status, elapsed)
+        level = access_level(status)
+        if access_log.isEnabledFor(level):
+            access_log.log(
+                level,
+                "%s %s %d %.2fms",
+                scope["method"],
+                path,
+                status,
+                elapsed * 1000,
+                extra={"method": scope["method"], "path": path, "status": status, "duration_ms": elapsed * 1000},
+            )
+
+    async def _shortcut(self, scope: Scope, receive: Receive, send: Send, rid: str, chosen: tuple[Any, ...]) -> int:
+        """The prediction path without FastAPI, its refusals answered as FastAPI's handlers answer them: the status."""
+        reply = await self._shortcut_reply(scope, receive, chosen)
+        await send_reply(send, reply, rid, self.store.version)
+        return reply.status
+
+    async def _shortcut_reply(self, scope: Scope, receive: Receive, chosen: tuple[Any, ...]) -> Reply:
+        assert self.shortcut is not None  # noqa: S101 - it chose the route
+        handler, _, match = chosen
+        try:
+            return await self.shortcut.handle(scope, receive, handler, match)
+        except ClientError as exc:
+            error = exc
+        except HTTPException as exc:  # the body limit's 413, a body that does not decompress
+            error = ClientError(exc.status_code, str(exc.detail), headers=exc.headers)
+        except NotReady as exc:
+            error = ClientError(503, f"no model is ready: {exc}")
+        status, body = error_body(scope, error.status, error.detail, error.errors)
+        headers = (("content-type", "application/json"), *((k.lower(), v) for k, v in error.headers.items()))
+        return Reply(status, body, headers)
 
     def _refusal(self, headers: Headers) -> tuple[int, str] | None:
         """A request refused on its headers alone: a body declared too large, or in a coding not read."""
@@ -212,8 +254,7 @@ class ServiceMiddleware:
 
     async def _reply(self, send: Send, scope: Scope, status: int, message: str) -> None:
         """A JSON error sent from here, in the body shape of the route's protocol."""
-        key = "error" if is_v2_path(scope) else "detail"
-        body = json.dumps({key: message}).encode()
+        status, body = error_body(scope, status, message)
         await send(
             {
                 "type": "http.response.start",
@@ -224,13 +265,18 @@ class ServiceMiddleware:
         await send({"type": "http.response.body", "body": body})
 
 
+async def send_reply(send: Send, reply: Reply, rid: str, version: str | None) -> None:
+    """A reply of the prediction path, with what the middleware adds to every response."""
+    headers = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in reply.headers]
+    if not any(name == "x-model-version" for name, _ in reply.headers):
+        headers.append((b"x-model-version", (version or "none").encode()))
+    headers += [(b"content-length", str(len(reply.body)).encode()), (b"x-request-id", rid.encode())]
+    await send({"type": "http.response.start", "status": reply.status, "headers": headers})
+    await send({"type": "http.response.body", "body": reply.body})
+
+
 def without(headers: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:
     return [(name, value) for name, value in headers if name.lower() not in names]
-
-
-def is_v2_path(scope: Scope) -> bool:
-    """An Open Inference Protocol route, reached directly or under /api."""
-    return scope["path"].removeprefix(scope.get("root_path", "")).startswith("/v2/")
 
 
 def access_level(status: int) -> int:

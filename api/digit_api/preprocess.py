@@ -103,14 +103,16 @@ def area_weights(source: int, target: int) -> np.ndarray:
     # Measured in units of 1/target of a source pixel, both grids land on integers, so the
     # weights (and every sum built from them) stay exact.
     overlap = np.minimum((i + 1) * target, (j + 1) * source) - np.maximum(i * target, j * source)
-    return np.maximum(overlap, 0).astype(np.float64)
+    weights: np.ndarray = np.maximum(overlap, 0).astype(np.float64)
+    return weights
 
 
 def area_resample(crop: np.ndarray, height: int, width: int) -> np.ndarray:
     """The unnormalised area average P = Wy @ crop @ Wx.T; divide by crop.size for pixel values."""
     wy = area_weights(crop.shape[0], height)
     wx = area_weights(crop.shape[1], width)
-    return wy @ crop.astype(np.float64) @ wx.T
+    resampled: np.ndarray = wy @ crop.astype(np.float64) @ wx.T
+    return resampled
 
 
 def centre_of_mass(patch: np.ndarray) -> tuple[float, float]:

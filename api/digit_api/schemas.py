@@ -21,9 +21,7 @@ from pydantic import (
 )
 
 from digit_api.config import MAX_BATCH
-from digit_release.manifest import InputSpec, OutputSpec
-
-PIXELS = 784
+from digit_release.manifest import PIXELS, InputSpec, OutputSpec
 
 # The pixel contract: a number (not a string, not a bool), finite, 0 = background to 255 = full ink.
 Pixel = Annotated[float, Strict(), Field(ge=0, le=255, allow_inf_nan=False)]
@@ -135,6 +133,10 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = Field(None, description="every validation error (at most 20)")
 
 
+# The refusals every contract route documents (the OpenAPI `responses` of a route).
+PROBLEMS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for status in (413, 415, 422, 503)}
+
+
 # ---- The Open Inference Protocol (KServe V2), JSON form. These models document the routes; the
 # route itself parses with digit_api.v2_codec, which also takes the binary tensor data extension.
 
@@ -176,12 +178,15 @@ def _tensor(datatype: str, number: Any, image_shape: bool) -> type[BaseModel]:
             Field(min_length=1, max_length=MAX_BATCH),
         ]
     text = "[N, 28, 28, 1]" if image_shape else "[N, 784]"
+    # Literal types built from values: typed as Any, which is what create_model's fields take.
+    name: Any = Literal[V2_INPUT]
+    kind: Any = Literal[datatype]
     return create_model(
         f"V2Tensor{datatype}{'Images' if image_shape else 'Rows'}",
         __config__=ConfigDict(extra="forbid"),
-        name=(Literal[V2_INPUT], ...),
+        name=(name, ...),
         shape=(shape, Field(description=f"{text}, N (the number of digits) from 1 to {MAX_BATCH}")),
-        datatype=(Literal[datatype], ...),
+        datatype=(kind, ...),
         data=(
             flat | nested,
             Field(description=f"N x 784 pixels (0 = background, 255 = ink), row-major: flat, or nested as {text}"),
@@ -193,11 +198,12 @@ def _tensor(datatype: str, number: Any, image_shape: bool) -> type[BaseModel]:
     )
 
 
+# Built at run time, so a type checker sees a value, not a type: hence the ignore where it is used.
 V2Tensor = (
-    _tensor("FP32", Pixel, image_shape=False)  # type: ignore[valid-type]
-    | _tensor("FP32", Pixel, image_shape=True)  # type: ignore[valid-type]
-    | _tensor("UINT8", Pixel8, image_shape=False)  # type: ignore[valid-type]
-    | _tensor("UINT8", Pixel8, image_shape=True)  # type: ignore[valid-type]
+    _tensor("FP32", Pixel, image_shape=False)
+    | _tensor("FP32", Pixel, image_shape=True)
+    | _tensor("UINT8", Pixel8, image_shape=False)
+    | _tensor("UINT8", Pixel8, image_shape=True)
 )
 
 
@@ -228,7 +234,7 @@ class V2InferRequest(BaseModel):
     id: str | None = Field(None, max_length=256, description="echoed in the answer")
     model_name: str | None = Field(None, description="kserve's client sends it; not read: the path names the model")
     parameters: V2RequestParameters | None = None
-    inputs: Annotated[
+    inputs: Annotated[  # type: ignore[valid-type]
         list[V2Tensor],
         Field(min_length=1, max_length=1),
     ]

@@ -13,7 +13,7 @@ import logging
 import os
 from pathlib import Path
 
-from digit_api.metrics import Metrics
+from digit_api.metrics import ServiceMetrics
 from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME
 from digit_release.model import LiteRTModel, ModelLoadError
 
@@ -24,13 +24,17 @@ class NotReady(RuntimeError):
     """No verified model is loaded."""
 
 
+# The manifest's digest, and while no model serves, the model file's inode, size and mtime.
+Fingerprint = tuple[str | None] | tuple[str | None, tuple[int, int, int] | None]
+
+
 class ModelStore:
-    def __init__(self, model_dir: Path, metrics: Metrics, num_threads: int = 1) -> None:
+    def __init__(self, model_dir: Path, metrics: ServiceMetrics, num_threads: int = 1) -> None:
         self.model_dir = Path(model_dir)
         self._metrics = metrics
         self._num_threads = num_threads
         self._model: LiteRTModel | None = None
-        self._seen: tuple | None = None
+        self._seen: Fingerprint | None = None
         self.error: str | None = "no model loaded yet"
 
     @property
@@ -47,7 +51,7 @@ class ModelStore:
             raise NotReady(self.error or "no model loaded")
         return model
 
-    def _fingerprint(self) -> tuple:
+    def _fingerprint(self) -> Fingerprint:
         """What tells that the files on disk changed.
 
         Writers put the model file first and the manifest last, so once a model serves, a new

@@ -25,10 +25,12 @@ import orjson
 import simdjson
 
 from digit_api.config import MAX_BATCH
+from digit_api.jsonread import minified
+from digit_api.jsonread import parser as this_thread_parser
+from digit_release.manifest import PIXELS
 
-PIXELS = 784
 SHAPES = ("[N, 784]", "[N, 28, 28, 1]")
-DATATYPES = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
+DATATYPES: dict[str, np.dtype[Any]] = {"FP32": np.dtype("<f4"), "UINT8": np.dtype("u1")}
 MAX_ID_LENGTH = 256
 # The protocol's fields, and model_name, which kserve's client adds (the path names the model).
 REQUEST_FIELDS = frozenset({"id", "parameters", "inputs", "outputs", "model_name"})
@@ -73,11 +75,11 @@ def parse_request(
     """Check an infer request against the protocol and the pixel contract; raise ProtocolError.
 
     `parser`: one to reuse (its buffers stay allocated, which spares a large body the page faults
-    of new ones); it must not be in use by another thread. A new one by default.
+    of new ones); it must not be in use by another thread. This thread's own by default.
     """
     header, binary = split(body, header_length)
     try:
-        document = (parser or simdjson.Parser()).parse(header)
+        document = (parser or this_thread_parser()).parse(header)
     except (ValueError, RuntimeError) as exc:  # simdjson's word for bad JSON; BIGINT_ERROR is a RuntimeError
         if not header.strip():
             raise ProtocolError("body is empty: send a JSON inference request") from None
@@ -160,8 +162,9 @@ def read_input(tensor: Any, binary: bytes, input_name: str) -> np.ndarray:
 def read_shape(shape: Any) -> list[int]:
     if isinstance(shape, simdjson.Array) and 1 <= len(shape) <= 4:
         # Integers as JSON Schema counts them: 784.0 is one too (but true is not).
-        dims = [int(d) if type(d) is float and d.is_integer() else d for d in shape.as_list()]
-        if all(type(d) is int for d in dims):
+        given = [int(d) if type(d) is float and d.is_integer() else d for d in shape.as_list()]
+        dims = [d for d in given if type(d) is int]
+        if len(dims) == len(given):
             if not ((len(dims) == 2 and dims[1] == PIXELS) or (len(dims) == 4 and dims[1:] == [28, 28, 1])):
                 raise ProtocolError(f"input shape must be {' or '.join(SHAPES)}, got {dims}")
             if not 1 <= dims[0] <= MAX_BATCH:
@@ -215,7 +218,9 @@ def nested_as(data: simdjson.Array, shape: list[int]) -> bool:
     if len(data) != shape[0]:
         return False
     expected = skeleton(tuple(shape[1:]))
-    return all(isinstance(row, simdjson.Array) and row.mini.translate(None, NUMBER_TEXT) == expected for row in data)
+    return all(
+        isinstance(row, simdjson.Array) and minified(row).translate(None, NUMBER_TEXT) == expected for row in data
+    )
 
 
 @lru_cache(maxsize=4)

@@ -13,7 +13,7 @@ import httpx
 import numpy as np
 import pytest
 
-from digit_api.metrics import Metrics
+from digit_api.metrics import ServiceMetrics
 from digit_api.store import ModelStore, NotReady
 from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, file_entry, manifest_json, read_manifest, write_atomic
 from digit_testing.processes import running_api
@@ -31,7 +31,7 @@ def publish(model_dir: Path, version: str, tflite: bytes | None = None) -> None:
 
 
 def test_refresh_swaps_in_a_new_version(model_copy: Path) -> None:
-    store = ModelStore(model_copy, Metrics())
+    store = ModelStore(model_copy, ServiceMetrics())
     with pytest.raises(NotReady):
         store.current()
     assert store.refresh() and store.version == "1"
@@ -44,7 +44,7 @@ def test_refresh_swaps_in_a_new_version(model_copy: Path) -> None:
 
 
 def test_refresh_keeps_the_old_model_when_the_new_one_is_bad(model_copy: Path, caplog) -> None:
-    metrics = Metrics()
+    metrics = ServiceMetrics()
     store = ModelStore(model_copy, metrics)
     store.refresh()
     publish(model_copy, "2", tflite=b"this is not a model")

@@ -227,8 +227,8 @@ def _poll(config: PollerConfig, source: ReleaseSource, request: Request, clone: 
     # What a killed run downloaded or exported is thrown away at every start, whatever comes next.
     for leftover in ("download", "in-service"):
         shutil.rmtree(config.state_dir / leftover, ignore_errors=True)
-    waits = state.get("not_before") if isinstance(state.get("not_before"), dict) else {}
-    until = waits.get(source.name)
+    waits = state.get("not_before")
+    until = waits.get(source.name) if isinstance(waits, dict) else None
     if isinstance(until, (int, float)) and math.isfinite(until) and time.time() < until:
         if until - time.time() <= MAX_WAIT_SECONDS:
             # Said once, when the source asked: a cron run every few minutes adds nothing to that line.
@@ -241,7 +241,8 @@ def _poll(config: PollerConfig, source: ReleaseSource, request: Request, clone: 
         wait = min(max(exc.retry_after, 0.0), MAX_WAIT_SECONDS) if math.isfinite(exc.retry_after) else 60.0
         until = time.time() + wait
         latest = read_state(config.state_dir)
-        kept = latest.get("not_before") if isinstance(latest.get("not_before"), dict) else {}
+        kept = latest.get("not_before")
+        kept = kept if isinstance(kept, dict) else {}
         write_state(config.state_dir, {**latest, "not_before": {**kept, source.name: until}})
         raise RateLimited(f"{exc}; not polling {source.name} again before {_clock(until)}", wait) from None
 

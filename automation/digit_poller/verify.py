@@ -12,8 +12,8 @@ from digit_release.evaluate import evaluate_model_dir
 from digit_release.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
+    EvaluationMetrics,
     ManifestError,
-    Metrics,
     ModelManifest,
     read_manifest,
     verify_model_dir,
@@ -45,7 +45,7 @@ class Verdict:
     evaluated: int  # held-out digits of the candidate's classes it was measured on
 
 
-def measure(folder: Path, data_path: Path) -> Metrics:
+def measure(folder: Path, data_path: Path) -> EvaluationMetrics:
     """Load `folder` with the API's own loader (checksum, tensor shapes) and evaluate it on every
     held-out digit of its classes in `data_path`; Rejected names whatever stops that."""
     try:

@@ -12,11 +12,13 @@ from pathlib import Path
 import numpy as np
 
 from digit_release.data import read_dataset
-from digit_release.manifest import EvalSet, Metrics
+from digit_release.manifest import EvalSet, EvaluationMetrics
 from digit_release.model import LiteRTModel
 
 
-def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, names: list[str], eval_set_id: str) -> Metrics:
+def compute_metrics(
+    probabilities: np.ndarray, labels: np.ndarray, names: list[str], eval_set_id: str
+) -> EvaluationMetrics:
     """Metrics of predictions `probabilities` (N, C) against class indices `labels` (N,)."""
     predicted = probabilities.argmax(axis=1)
     n = len(names)
@@ -24,7 +26,7 @@ def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, names: list[s
     np.add.at(confusion, (labels, predicted), 1)
     per_class = confusion.diagonal() / np.maximum(confusion.sum(axis=1), 1)
     correct = int(confusion.trace())
-    return Metrics(
+    return EvaluationMetrics(
         accuracy=correct / len(labels),
         correct=correct,
         per_class_accuracy={name: float(acc) for name, acc in zip(names, per_class, strict=True)},
@@ -33,7 +35,7 @@ def compute_metrics(probabilities: np.ndarray, labels: np.ndarray, names: list[s
     )
 
 
-def evaluate_model_dir(model_dir: Path, data_path: Path) -> Metrics:
+def evaluate_model_dir(model_dir: Path, data_path: Path) -> EvaluationMetrics:
     """Load a model folder as the API does and measure it on the held-out digits of `data_path`."""
     model = LiteRTModel.load(model_dir)
     labels = model.labels

@@ -21,7 +21,8 @@ from sqlalchemy import JSON, Column, DateTime, Engine, LargeBinary, MetaData, Sm
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError
 
-PIXELS = 784
+from digit_release.manifest import PIXELS
+
 ID_LENGTH = 16  # hex digits of sha256: 64 bits, no collision in any number of drawings people make
 CONNECT_TIMEOUT_SECONDS = 3
 STATEMENT_TIMEOUT_MS = 5000

@@ -25,6 +25,8 @@ KERAS_NAME = "model.keras"
 SIGNATURE_NAME = "model.json.sig"
 # Every file a release may carry; anything else a source lists is ignored, never downloaded.
 RELEASE_FILES = (TFLITE_NAME, KERAS_NAME, MANIFEST_NAME, SUMS_NAME, SIGNATURE_NAME)
+# The pixel contract (docs/pixel-contract.md): 28x28 grayscale, row-major, 0 = background, 255 = ink.
+PIXELS = 28 * 28
 # The model's name in manifests and in the Azure ML registry, and the Open Inference Protocol's.
 MODEL_NAME = "mnist-cnn"
 # Where the repository keeps the model in service (model.tflite and model.json), relative to its root.
@@ -90,7 +92,7 @@ def _absent(value: object) -> bool:
     return value is None or value == []
 
 
-class Metrics(_Strict):
+class EvaluationMetrics(_Strict):
     accuracy: float = Field(ge=0.0, le=1.0)
     correct: int = Field(ge=0)
     per_class_accuracy: dict[str, Annotated[float, Field(ge=0.0, le=1.0)]]
@@ -103,7 +105,7 @@ class Metrics(_Strict):
     feedback: FeedbackMetrics | None = Field(None, exclude_if=_absent)
 
     @model_validator(mode="after")
-    def _adds_up(self) -> Metrics:
+    def _adds_up(self) -> EvaluationMetrics:
         # The counts a measure is made of: the confusion matrix holds every evaluated digit once,
         # its diagonal the right answers, and the accuracy is their ratio.
         total = sum(sum(row) for row in self.confusion_matrix)
@@ -132,7 +134,7 @@ class FeedbackSetRef(_Strict):
     holdout_size: int = Field(ge=0, description="digits of the set held out (chosen by id hash) and measured")
 
 
-class Runner(_Strict):
+class TrainingRunner(_Strict):
     kind: Literal["local", "azureml"]
     job_id: str | None = None
 
@@ -141,7 +143,7 @@ class TrainingInfo(_Strict):
     params: dict[str, object]
     dataset: DatasetRef
     code_revision: str
-    runner: Runner
+    runner: TrainingRunner
     frameworks: dict[str, str]
     duration_seconds: float = Field(ge=0.0)
     feedback: list[FeedbackSetRef] = Field(default_factory=list, exclude_if=_absent)
@@ -155,7 +157,7 @@ class ModelManifest(_Strict):
     labels: dict[str, str] = Field(description="class index (as a string) -> label")
     input: InputSpec = InputSpec()
     output: OutputSpec
-    metrics: Metrics
+    metrics: EvaluationMetrics
     training: TrainingInfo
     files: dict[str, FileEntry]
 

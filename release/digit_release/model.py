@@ -17,14 +17,12 @@ from ai_edge_litert.interpreter import Interpreter
 
 from digit_release.manifest import TFLITE_NAME, ManifestError, ModelManifest, read_manifest
 
-PIXELS = 28 * 28
-
 
 class ModelLoadError(RuntimeError):
     """The folder does not hold a model this service can serve; the message says why."""
 
 
-class _Runner:
+class _Interpreter:
     """One interpreter and the batch size its tensors are allocated for."""
 
     def __init__(self, interpreter: Interpreter) -> None:
@@ -62,7 +60,7 @@ class LiteRTModel:
         self._content = content
         self._num_threads = num_threads
         self._local = threading.local()
-        self._local.runner = _Runner(interpreter)
+        self._local.interpreter = _Interpreter(interpreter)
 
     @property
     def version(self) -> str:
@@ -123,9 +121,9 @@ class LiteRTModel:
         return np.concatenate([self._invoke(x[i : i + self.max_chunk]) for i in range(0, len(x), self.max_chunk)])
 
     def _invoke(self, x: np.ndarray) -> np.ndarray:
-        runner = getattr(self._local, "runner", None)
-        if runner is None:
+        local: _Interpreter | None = getattr(self._local, "interpreter", None)
+        if local is None:
             interpreter = Interpreter(model_content=self._content, num_threads=self._num_threads)
             interpreter.allocate_tensors()
-            runner = self._local.runner = _Runner(interpreter)
-        return runner.run(x)
+            local = self._local.interpreter = _Interpreter(interpreter)
+        return local.run(x)

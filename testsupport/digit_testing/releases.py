@@ -19,7 +19,7 @@ from digit_release.manifest import (
     SUMS_NAME,
     TFLITE_NAME,
     EvalSet,
-    Metrics,
+    EvaluationMetrics,
     file_entry,
     format_sha256sums,
     manifest_json,
@@ -38,12 +38,12 @@ IDENTITY = {
 }
 
 
-def metrics_from(confusion: list[list[int]], names: list[str], eval_set_id: str) -> Metrics:
+def metrics_from(confusion: list[list[int]], names: list[str], eval_set_id: str) -> EvaluationMetrics:
     """Metrics that add up, from a confusion matrix (what a release's manifest must hold)."""
     matrix = np.asarray(confusion, dtype=np.int64)
     rows = np.maximum(matrix.sum(axis=1), 1)
     correct, total = int(matrix.trace()), int(matrix.sum())
-    return Metrics(
+    return EvaluationMetrics(
         accuracy=correct / total,
         correct=correct,
         per_class_accuracy={name: float(matrix[i, i] / rows[i]) for i, name in enumerate(names)},
@@ -52,7 +52,7 @@ def metrics_from(confusion: list[list[int]], names: list[str], eval_set_id: str)
     )
 
 
-def claiming(metrics: Metrics, correct: int) -> Metrics:
+def claiming(metrics: EvaluationMetrics, correct: int) -> EvaluationMetrics:
     """The same measure with `correct` right answers claimed: errors moved onto the diagonal (a lie that adds up)."""
     matrix = [list(row) for row in metrics.confusion_matrix]
     trace = sum(matrix[i][i] for i in range(len(matrix)))

@@ -15,14 +15,14 @@ import numpy as np
 
 from digit_release import evaluate
 from digit_release.evaluate import compute_metrics
-from digit_release.manifest import SERVED_PATH, Metrics
+from digit_release.manifest import SERVED_PATH, EvaluationMetrics
 from digit_release.model import ModelLoadError
 from digit_training.data import BUNDLED_PATH
 
 __all__ = ["compute_metrics", "evaluate_model_dir", "main", "plot_confusion"]
 
 
-def plot_confusion(metrics: Metrics, names: list[str], title: str, path: Path) -> None:
+def plot_confusion(metrics: EvaluationMetrics, names: list[str], title: str, path: Path) -> None:
     """Write the confusion matrix as a PNG (counts in the cells, true class down, prediction across)."""
     import matplotlib  # noqa: PLC0415  (plotting is the only user, keep import cost off the rest)
 
@@ -52,7 +52,7 @@ def plot_confusion(metrics: Metrics, names: list[str], title: str, path: Path) -
     plt.close(fig)
 
 
-def evaluate_model_dir(model_dir: Path, data_path: Path = BUNDLED_PATH) -> Metrics:
+def evaluate_model_dir(model_dir: Path, data_path: Path = BUNDLED_PATH) -> EvaluationMetrics:
     """The release format's held-out measure, on the bundled digits unless told otherwise."""
     return evaluate.evaluate_model_dir(model_dir, data_path)
 

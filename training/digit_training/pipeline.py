@@ -26,8 +26,8 @@ from digit_release.manifest import (
     FeedbackSetRef,
     ModelManifest,
     OutputSpec,
-    Runner,
     TrainingInfo,
+    TrainingRunner,
     file_entry,
     format_sha256sums,
     install_model,
@@ -62,10 +62,10 @@ class RunConfig:
     feedback: tuple[Path, ...] = ()
 
 
-def runner() -> Runner:
+def runner() -> TrainingRunner:
     # Azure ML sets AZUREML_RUN_ID inside every job; anywhere else this is a local run.
     job_id = os.environ.get("AZUREML_RUN_ID")
-    return Runner(kind="azureml", job_id=job_id) if job_id else Runner(kind="local")
+    return TrainingRunner(kind="azureml", job_id=job_id) if job_id else TrainingRunner(kind="local")
 
 
 def run(config: RunConfig) -> ModelManifest:

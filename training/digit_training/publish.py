@@ -30,8 +30,8 @@ from digit_release.manifest import (
     SIGNATURE_NAME,
     SUMS_NAME,
     TFLITE_NAME,
+    EvaluationMetrics,
     ManifestError,
-    Metrics,
     ModelManifest,
     TrainingInfo,
     file_entry,
@@ -93,7 +93,7 @@ def service_accuracy(github: api.GitHubClient, release: dict[str, Any]) -> float
         raise PublishError(f"{release['tag_name']}: {exc}") from None
 
 
-def feedback_accuracy(m: Metrics) -> str:
+def feedback_accuracy(m: EvaluationMetrics) -> str:
     if m.feedback is None or m.feedback.accuracy is None:
         return "none held out (trained without people's corrections)" if m.feedback is None else "none held out"
     return f"{m.feedback.accuracy:.2%} ({m.feedback.correct}/{m.feedback.size})"

@@ -25,7 +25,7 @@ from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Command, Data, Model
 
 from digit_release.azure import WORKSPACE_VARIABLES
-from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, Runner, read_manifest, verify_model_dir
+from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, TrainingRunner, read_manifest, verify_model_dir
 from digit_training import azureml
 
 REPO = Path(__file__).resolve().parents[2]
@@ -170,7 +170,7 @@ class Jobs:
         training = shipped.training.model_copy(
             update={
                 "code_revision": job.environment_variables["CODE_REVISION"],
-                "runner": Runner(kind="azureml", job_id=name),
+                "runner": TrainingRunner(kind="azureml", job_id=name),
             }
         )
         version = int(job.tags["release_version"])

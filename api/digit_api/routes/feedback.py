@@ -6,7 +6,8 @@ down, these routes answer 503 and the prediction routes, which never touch it, a
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 import anyio
 import numpy as np
@@ -15,24 +16,26 @@ from pydantic import TypeAdapter
 
 from digit_api.deps import MetricsDep, Model, Store, json_body, openapi_body
 from digit_api.feedback_store import FeedbackStore, FeedbackUnavailable, to_uint8
-from digit_api.schemas import FeedbackIn, FeedbackOut, FeedbackStats, Problem
+from digit_api.schemas import PROBLEMS, FeedbackIn, FeedbackOut, FeedbackStats, Problem
 
 router = APIRouter(tags=["feedback"])
 FEEDBACK_BODY = TypeAdapter(FeedbackIn)
-ERRORS = {status: {"model": Problem} for status in (413, 415, 422, 503)}
 # Threads that may wait on the database at once; requests beyond wait at most QUEUE_SECONDS.
 DATABASE_THREADS = 4
 QUEUE_SECONDS = 5.0
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 async def get_feedback_store(request: Request) -> FeedbackStore:
-    return request.app.state.feedback
+    store: FeedbackStore = request.app.state.feedback
+    return store
 
 
 FeedbackStoreDep = Annotated[FeedbackStore, Depends(get_feedback_store)]
 
 
-async def in_database_thread(request: Request, call, *args, **kwargs):
+async def in_database_thread(request: Request, call: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
     """Run a blocking store call on the database's own threads; FeedbackUnavailable -> 503."""
     limiter: anyio.CapacityLimiter = request.app.state.feedback_limiter
     try:
@@ -58,7 +61,7 @@ async def in_database_thread(request: Request, call, *args, **kwargs):
     "/feedback",
     status_code=201,
     response_model=FeedbackOut,
-    responses={200: {"model": FeedbackOut, "description": "already stored"}, **ERRORS},
+    responses={200: {"model": FeedbackOut, "description": "already stored"}, **PROBLEMS},
     openapi_extra=openapi_body(FEEDBACK_BODY),
 )
 async def post_feedback(
@@ -69,7 +72,7 @@ async def post_feedback(
     metrics: MetricsDep,
     request: Request,
     response: Response,
-) -> dict:
+) -> dict[str, Any]:
     """A person's verdict on a drawing: `{"pixels": [784 numbers], "label": 7, "request_id": "..."}`."""
     if str(body.label) not in model.labels:
         raise HTTPException(422, f"label: {body.label} is not one of the model's labels {', '.join(model.labels)}")
@@ -107,7 +110,7 @@ async def post_feedback(
 
 
 @router.get("/feedback/stats", response_model=FeedbackStats, responses={503: {"model": Problem}})
-async def feedback_stats(store: Store, feedback: FeedbackStoreDep, request: Request) -> dict:
+async def feedback_stats(store: Store, feedback: FeedbackStoreDep, request: Request) -> dict[str, Any]:
     """Per model version: confirmed, corrected, live accuracy and the confusion matrix."""
     version = store.version
     labels = {version: store.current().labels} if version else {}

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -12,7 +14,7 @@ router = APIRouter(tags=["service"])
 
 
 @router.get("/healthz")
-async def healthz() -> dict:
+async def healthz() -> dict[str, Any]:
     """Liveness: the process answers (a missing model is readiness' business, not a restart's)."""
     return {"status": "ok"}
 
@@ -26,7 +28,7 @@ async def readyz(store: Store) -> JSONResponse:
 
 
 @router.get("/model", responses={503: {"description": "no verified model loaded"}})
-async def model_manifest(store: Store) -> dict:
+async def model_manifest(store: Store) -> dict[str, Any]:
     """The manifest (model.json) of the model in service."""
     return store.current().manifest.model_dump(mode="json")
 

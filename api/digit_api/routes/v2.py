@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-import anyio
-from fastapi import APIRouter, HTTPException, Path, Request, Response
+from fastapi import APIRouter, Path, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import TypeAdapter
 
 from digit_api import __version__
-from digit_api.deps import Model, Serving, ServingDep, Store, openapi_body
+from digit_api.deps import Model, PredictionsDep, Store, openapi_body
+from digit_api.routes.predict import sent
 from digit_api.schemas import V2Error, V2InferRequest, V2InferResponse
-from digit_api.v2_codec import HEADER_LENGTH, SHAPES, LargeBodyParser, ProtocolError, encode_response, parse_request
+from digit_api.serving import served
+from digit_api.v2_codec import HEADER_LENGTH, SHAPES
 from digit_release.model import LiteRTModel
 
 router = APIRouter(prefix="/v2", tags=["open inference protocol"])
@@ -56,22 +57,16 @@ INFER_BODY["requestBody"]["description"] = (
     "says how many bytes follow (FP32 little-endian or UINT8, row-major), and no data is given. "
     "gzip and deflate bodies (Content-Encoding) are accepted."
 )
-# A small body is parsed right on the event loop (tens of microseconds); a large one in a worker
-# thread, one at a time, so that the loop waits at most one short native parse for the GIL and
-# /healthz stays answered while large bodies are being read.
-INLINE_PARSE_BYTES = 64 * 1024
-LARGE_PARSES = anyio.CapacityLimiter(1)
-LARGE_PARSER = LargeBodyParser()
 
 
 @router.get("")
-async def server_metadata() -> dict:
+async def server_metadata() -> dict[str, Any]:
     """Server metadata: this service's name and version, and the protocol extensions it speaks."""
     return {"name": "digit-api", "version": __version__, "extensions": EXTENSIONS}
 
 
 @router.get("/health/live")
-async def live() -> dict:
+async def live() -> dict[str, Any]:
     """Server liveness."""
     return {"live": True}
 
@@ -83,25 +78,25 @@ async def ready(store: Store) -> JSONResponse:
 
 
 @router.get("/models/{name}", responses=ERRORS)
-async def model_metadata(name: Name, model: Model) -> dict:
+async def model_metadata(name: Name, model: Model) -> dict[str, Any]:
     """Model metadata: name, versions, platform, input and output tensors."""
     return metadata(served(model, name, None))
 
 
 @router.get("/models/{name}/versions/{version}", responses=ERRORS)
-async def model_version_metadata(name: Name, version: Version, model: Model) -> dict:
+async def model_version_metadata(name: Name, version: Version, model: Model) -> dict[str, Any]:
     """Model metadata of one version (the one loaded)."""
     return metadata(served(model, name, version))
 
 
 @router.get("/models/{name}/ready", responses=ERRORS)
-async def model_ready(name: Name, model: Model) -> dict:
+async def model_ready(name: Name, model: Model) -> dict[str, Any]:
     """Model readiness (503 while no model is loaded)."""
     return {"name": served(model, name, None).manifest.name, "ready": True}
 
 
 @router.get("/models/{name}/versions/{version}/ready", responses=ERRORS)
-async def model_version_ready(name: Name, version: Version, model: Model) -> dict:
+async def model_version_ready(name: Name, version: Version, model: Model) -> dict[str, Any]:
     """Model readiness of one version."""
     return {"name": served(model, name, version).manifest.name, "ready": True}
 
@@ -109,9 +104,9 @@ async def model_version_ready(name: Name, version: Version, model: Model) -> dic
 @router.post(
     "/models/{name}/infer", response_model=V2InferResponse, responses=INFER_RESPONSES, openapi_extra=INFER_BODY
 )
-async def infer(name: Name, request: Request, serving: ServingDep) -> Response:
+async def infer(name: Name, request: Request, predictions: PredictionsDep) -> Response:
     """Inference: one input tensor of FP32 or UINT8 pixels, shape [N, 784] or [N, 28, 28, 1]."""
-    return await run_inference(request, serving, served(serving.model, name, None))
+    return sent(await predictions.infer(await request.body(), request.headers.get(HEADER_LENGTH), name, None))
 
 
 @router.post(
@@ -120,23 +115,12 @@ async def infer(name: Name, request: Request, serving: ServingDep) -> Response:
     responses=INFER_RESPONSES,
     openapi_extra=INFER_BODY,
 )
-async def infer_version(name: Name, version: Version, request: Request, serving: ServingDep) -> Response:
+async def infer_version(name: Name, version: Version, request: Request, predictions: PredictionsDep) -> Response:
     """Inference on one version of the model (the one loaded)."""
-    return await run_inference(request, serving, served(serving.model, name, version))
+    return sent(await predictions.infer(await request.body(), request.headers.get(HEADER_LENGTH), name, version))
 
 
-def served(model: LiteRTModel, name: str, version: str | None) -> LiteRTModel:
-    """The model in service if it is the one asked for; a 404 that says what is served if not."""
-    if name != model.manifest.name:
-        raise HTTPException(404, f"unknown model {name[:100]!r}; this server serves {model.manifest.name!r}")
-    if version is not None and version != model.version:
-        raise HTTPException(
-            404, f"model {name!r} version {version[:100]!r} is not loaded; this server serves version {model.version!r}"
-        )
-    return model
-
-
-def metadata(model: LiteRTModel) -> dict:
+def metadata(model: LiteRTModel) -> dict[str, Any]:
     classes = model.manifest.output.shape[0]
     return {
         "name": model.manifest.name,
@@ -146,27 +130,3 @@ def metadata(model: LiteRTModel) -> dict:
         "outputs": [{"name": model.manifest.output.name, "datatype": "FP32", "shape": [-1, classes]}],
         "parameters": {"labels": model.labels, "accepted_input_shapes": list(SHAPES), "datatypes": ["FP32", "UINT8"]},
     }
-
-
-async def run_inference(request: Request, serving: Serving, model: LiteRTModel) -> Response:
-    body = await request.body()
-    manifest = model.manifest
-    args = (body, request.headers.get(HEADER_LENGTH), manifest.input.name, manifest.output.name)
-    try:
-        if len(body) <= INLINE_PARSE_BYTES:
-            parsed = parse_request(*args)
-        else:
-            parsed = await anyio.to_thread.run_sync(LARGE_PARSER.parse_request, *args, limiter=LARGE_PARSES)
-    except ProtocolError as exc:
-        raise HTTPException(400, str(exc)) from None
-    probabilities = await serving.predict(parsed.pixels)
-    serving.count(probabilities)  # counted like every other prediction
-    content, headers = encode_response(
-        model_name=manifest.name,
-        model_version=model.version,
-        request_id=parsed.id,
-        output_name=manifest.output.name,
-        probabilities=probabilities,
-        binary=parsed.binary_output,
-    )
-    return Response(content, headers={**headers, "X-Model-Version": model.version})

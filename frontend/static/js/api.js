@@ -2,9 +2,9 @@
 // (make run) and behind nginx, which proxies /api/ to the API.
 
 export class ServiceError extends Error {
-  constructor(kind, message, status = 0) {
+  // status is 0 when no answer came at all (no network, or the service unreachable).
+  constructor(message, status = 0) {
     super(message);
-    this.kind = kind; // "unreachable" | "rate-limited" | "rejected" | "unavailable" | "server"
     this.status = status;
   }
 }
@@ -15,10 +15,7 @@ async function call(path, options = {}, what = "the drawing") {
     response = await fetch(path, options);
   } catch (error) {
     if (error.name === "AbortError") throw error;
-    throw new ServiceError(
-      "unreachable",
-      "The prediction service cannot be reached. Check the connection and try again.",
-    );
+    throw new ServiceError("The prediction service cannot be reached. Check the connection and try again.");
   }
   let body = null;
   try {
@@ -32,21 +29,16 @@ async function call(path, options = {}, what = "the drawing") {
   const said = body && (body.detail || body.error);
   if ([502, 504].includes(response.status)) {
     // The proxy answered for a service it could not reach.
-    throw new ServiceError(
-      "unreachable",
-      "The prediction service cannot be reached. Try again in a moment.",
-      response.status,
-    );
+    throw new ServiceError("The prediction service cannot be reached. Try again in a moment.", response.status);
   }
   if (response.status === 429) {
-    throw new ServiceError("rate-limited", "Too many requests: wait a moment, then draw again.", 429);
+    throw new ServiceError("Too many requests: wait a moment, then draw again.", 429);
   }
   if (response.status >= 500) {
     const message = said ? `The service has a problem: ${said}` : `The service answered ${response.status}.`;
-    throw new ServiceError(response.status === 503 ? "unavailable" : "server", message, response.status);
+    throw new ServiceError(message, response.status);
   }
   throw new ServiceError(
-    "rejected",
     said ? `The service refused ${what}: ${said}` : `The service answered ${response.status}.`,
     response.status,
   );
