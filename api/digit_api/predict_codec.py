@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from digit_api.config import MAX_BATCH
 from digit_api.errors import ClientError, invalid_body
-from digit_api.jsonread import minified, parser
+from digit_api.jsonread import parser
 from digit_api.schemas import BatchIn, PredictBody, PredictBodyFast
 from digit_release.manifest import PIXELS
 
@@ -28,17 +28,22 @@ BATCH_BODY = TypeAdapter(BatchIn)
 BOM = b"\xef\xbb\xbf"
 
 
-def _numbers(array: Any, count: int, rows: int | None = None) -> np.ndarray | None:
+def _numbers(array: Any, count: int, brackets: int, rows: int | None = None) -> np.ndarray | None:
     """The numbers of a JSON array as float32, if it is exactly what the contract asks for: `count`
-    numbers from 0 to 255, flat (or, with `rows`, that many flat rows); None otherwise."""
+    numbers from 0 to 255, flat (or, with `rows`, that many flat rows); None otherwise.
+
+    `brackets`: how many "[" the body holds. The body's one key is the array's name (or the body
+    is the array) and the array holds only numbers once as_buffer has read it, so every "[" is a
+    list's own: a flat array has one, N flat rows N + 1.
+    """
     if not isinstance(array, simdjson.Array):
         return None
     try:
         values = np.frombuffer(array.as_buffer(of_type="d"), dtype=np.float64)
     except (TypeError, ValueError):  # an element that is no number: a string, true, null, an object
         return None
-    # Lists inside lists are flattened by as_buffer: count the brackets to know the nesting.
-    if values.size != count or minified(array).count(b"[") != (1 + rows if rows else 1):
+    # Lists inside lists are flattened by as_buffer: the brackets tell the nesting.
+    if values.size != count or brackets != (1 + rows if rows else 1):
         return None
     if rows and (
         len(array) != rows or not all(isinstance(row, simdjson.Array) and len(row) == PIXELS for row in array)
@@ -68,7 +73,7 @@ def read_pixels(body: bytes) -> np.ndarray:
     try:
         if isinstance(document, simdjson.Object) and len(document) == 1:
             document = document.get("pixels")
-        pixels = _numbers(document, PIXELS) if document is not None else None
+        pixels = _numbers(document, PIXELS, body.count(b"[")) if document is not None else None
     finally:
         del document
     if pixels is not None:
@@ -83,7 +88,7 @@ def read_instances(body: bytes) -> np.ndarray:
     try:
         instances = document.get("instances") if isinstance(document, simdjson.Object) and len(document) == 1 else None
         rows = len(instances) if isinstance(instances, simdjson.Array) else 0
-        pixels = _numbers(instances, rows * PIXELS, rows) if 1 <= rows <= MAX_BATCH else None
+        pixels = _numbers(instances, rows * PIXELS, body.count(b"["), rows) if 1 <= rows <= MAX_BATCH else None
     finally:
         del document
         instances = None

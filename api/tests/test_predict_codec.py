@@ -149,3 +149,42 @@ def test_the_reader_survives_a_parse_it_refused() -> None:
     with pytest.raises(ClientError):
         read_pixels(b'{"pixels": [0,')
     assert read_pixels(json.dumps(GOOD).encode()).tolist() == [GOOD]
+
+
+# --- the Open Inference Protocol's bodies: counting brackets against looking into the data -------
+
+V2_DATA = [
+    "[" + ",".join(map(str, GOOD)) + "]",  # flat
+    "[[" + ",".join(map(str, GOOD)) + "]]",  # nested as [1, 784]
+    "[" + ",".join(map(str, GOOD[:-1])) + ",[0]]",  # one number in a list of its own
+    "[[" + "],[".join(",".join(map(str, GOOD[i : i + 28])) for i in range(0, 784, 28)) + "]]",  # 28 x 28
+    "[" + ",".join(map(str, GOOD[:-2])) + ",[],[0,0]]",  # as many elements as numbers, yet nested
+]
+V2_SHAPES = ["[1,784]", "[1,28,28,1]", "[2,784]"]
+V2_EXTRAS = [
+    "", ',"id":"a[b"', ',"id":"["', ',"outputs":[]', ',"outputs":[{"name":"probabilities"}]', ',"outputs":{}',
+    ',"outputs":7', ',"outputs":"["', ',"outputs":[{"name":"probabilities","parameters":{"x":"[["}}]',
+    ',"parameters":{"p":"]"}', ',"model_name":"["',
+]  # fmt: skip
+
+
+@given(data=st.sampled_from(V2_DATA), shape=st.sampled_from(V2_SHAPES), extra=st.sampled_from(V2_EXTRAS))
+@settings(max_examples=300, deadline=None)
+def test_a_v2_body_reads_the_same_whether_its_brackets_are_counted_or_not(data: str, shape: str, extra: str) -> None:
+    from digit_api import v2_codec
+    from digit_api.jsonread import parser
+
+    header = f'{{"inputs":[{{"name":"pixels","shape":{shape},"datatype":"FP32","data":{data}}}]{extra}}}'.encode()
+
+    def outcome(brackets: int) -> tuple[str, object]:
+        document = parser().parse(header)
+        try:
+            request = v2_codec.read_request(document, b"", "pixels", "probabilities", brackets)
+        except v2_codec.ProtocolError as exc:
+            return "error", str(exc)
+        finally:
+            del document
+        return "pixels", (request.pixels.tobytes(), request.id, request.binary_output)
+
+    # -1 never matches: the data is looked into, as it was before brackets were counted.
+    assert outcome(header.count(b"[")) == outcome(-1)
