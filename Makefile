@@ -28,7 +28,7 @@ SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron postgresql prometheus
 KSERVE_VENV := build/kserve-venv
 SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run
 # The unit suites (no browser, no nginx) and the whole-stack ones; `make test` runs both.
-UNIT_TESTS := release/tests api/tests training/tests automation/tests testsupport/tests \
+UNIT_TESTS := release/tests api/tests training/tests automation/tests testsupport/tests tests/layout \
 	tests/containers tests/kubernetes tests/workflows
 E2E_TESTS := tests/e2e
 # Screenshots and plots are written here; `make report-images` copies them where the README shows them.

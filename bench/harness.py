@@ -584,7 +584,12 @@ def versions_in(python: Path, packages: Sequence[str]) -> dict[str, str | None]:
     return found
 
 
-def common_arguments(parser: argparse.ArgumentParser, duration: int) -> None:
+def common_arguments(parser: argparse.ArgumentParser, duration: int, servers: Sequence[str] = ()) -> None:
+    """--duration, --connections, --threads, --json, and --only when there are `servers` to choose from."""
+    if servers:
+        parser.add_argument(
+            "--only", action="append", choices=servers, help="run only these servers (repeatable; default all)"
+        )
     parser.add_argument(
         "--duration", type=positive_int, default=duration, help=f"seconds of load per route (default {duration})"
     )
@@ -595,7 +600,11 @@ def common_arguments(parser: argparse.ArgumentParser, duration: int) -> None:
     )
 
 
-def checked(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+def checked(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, servers: Sequence[str] = ()
+) -> argparse.Namespace:
+    if servers:
+        args.only = tuple(args.only or servers)
     if args.connections < args.threads:
         # wrk refuses this itself, with a less helpful message.
         parser.error("--connections must be at least --threads")

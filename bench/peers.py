@@ -360,16 +360,11 @@ SERVERS = ("api", "limit", "kserve", "bentoml")
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    common_arguments(parser, duration=10)
-    parser.add_argument(
-        "--only", action="append", choices=SERVERS, help="run only these servers (repeatable; default all)"
-    )
+    common_arguments(parser, duration=10, servers=SERVERS)
     parser.add_argument(
         "--skip-install", action="store_true", help="use the environments in build/peers/ as they are, never pip"
     )
-    args = parser.parse_args(argv)
-    args.only = tuple(args.only or SERVERS)
-    return checked(parser, args)
+    return checked(parser, parser.parse_args(argv), SERVERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

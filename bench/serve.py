@@ -33,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,6 +59,7 @@ from harness import (
     Route,
     Row,
     ServerSpec,
+    WrkResult,
     batch_answer,
     bench_server,
     checked,
@@ -170,26 +171,18 @@ def litert_cost(model: LiteRTModel, digit: Digit, repeats: int = 300) -> InProce
 # --- the report ----------------------------------------------------------------------------------
 
 
+def measured(rows: Sequence[Row], server: str, route: str) -> WrkResult | None:
+    """A route's figures, if it was measured without errors."""
+    for row in rows:
+        if row.server == NAMES[server] and row.route == route and row.result and not row.result.errors:
+            return row.result
+    return None
+
+
 def find(rows: Sequence[Row], server: str, route: str) -> float | None:
     """A route's requests/s, if it was measured without errors."""
-    for row in rows:
-        if row.server == NAMES[server] and row.route == route and row.result and not row.result.errors:
-            return row.result.requests_per_s
-    return None
-
-
-def p99(rows: Sequence[Row], server: str, route: str) -> float | None:
-    for row in rows:
-        if row.server == NAMES[server] and row.route == route and row.result and not row.result.errors:
-            return row.result.p99_ms
-    return None
-
-
-def cpu(rows: Sequence[Row], server: str, route: str) -> float | None:
-    for row in rows:
-        if row.server == NAMES[server] and row.route == route and row.result and not row.result.errors:
-            return row.result.cpu_us_per_request
-    return None
+    result = measured(rows, server, route)
+    return result.requests_per_s if result else None
 
 
 @dataclass(frozen=True)
@@ -207,55 +200,44 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 
 def targets(rows: Sequence[Row], litert: InProcess, connections: int) -> list[Target]:
-    def shown(value: float | None, unit: str = "x") -> str:
-        return "not measured" if value is None else f"{value:.2f}{unit}"
+    def times(value: float | None) -> str:
+        return "not measured" if value is None else f"{value:.2f}x"
 
-    def met(value: float | None, ok: bool) -> bool | None:
-        return None if value is None else ok
+    def bound(text: str, value: float | None, shown: str, ok: Callable[[float], bool]) -> Target:
+        return Target(text, shown, None if value is None else ok(value))
 
     found: list[Target] = []
     predict = ratio(find(rows, "api", PREDICT), find(rows, "limit", PREDICT))
     found.append(
-        Target(
-            f"/predict >= {PREDICT_VS_LIMIT}x the limit",
-            shown(predict),
-            met(predict, (predict or 0) >= PREDICT_VS_LIMIT),
-        )
+        bound(f"/predict >= {PREDICT_VS_LIMIT}x the limit", predict, times(predict), lambda v: v >= PREDICT_VS_LIMIT)
     )
-    latency = p99(rows, "api", PREDICT) if connections == TARGET_CONNECTIONS else None
-    found.append(
-        Target(
-            f"/predict p99 < {PREDICT_P99_MS:.0f} ms at {TARGET_CONNECTIONS} connections",
-            shown(latency, " ms") if connections == TARGET_CONNECTIONS else f"measured at {connections} connections",
-            met(latency, (latency or 0) < PREDICT_P99_MS),
-        )
-    )
+    result = measured(rows, "api", PREDICT)
+    latency = result.p99_ms if result and connections == TARGET_CONNECTIONS else None
+    shown = "not measured" if latency is None else f"{latency:.2f} ms"
+    if connections != TARGET_CONNECTIONS:
+        shown = f"measured at {connections} connections"
+    text = f"/predict p99 < {PREDICT_P99_MS:.0f} ms at {TARGET_CONNECTIONS} connections"
+    found.append(bound(text, latency, shown, lambda v: v < PREDICT_P99_MS))
     v2 = ratio(find(rows, "api", V2_JSON), find(rows, "limit", V2_JSON))
-    found.append(Target(f"V2 JSON >= {V2_JSON_VS_LIMIT}x the limit", shown(v2), met(v2, (v2 or 0) >= V2_JSON_VS_LIMIT)))
+    found.append(bound(f"V2 JSON >= {V2_JSON_VS_LIMIT}x the limit", v2, times(v2), lambda v: v >= V2_JSON_VS_LIMIT))
     for size, binary_route, json_route in ((1, V2_BINARY, V2_JSON), (BATCH, V2_BINARY_BATCH, V2_JSON_BATCH)):
         binary = ratio(find(rows, "api", binary_route), find(rows, "api", json_route))
+        costs = [
+            r.cpu_us_per_request if r else None
+            for r in (measured(rows, "api", binary_route), measured(rows, "api", json_route))
+        ]
+        shown = times(binary) + (f"; CPU {costs[0]:.0f} vs {costs[1]:.0f} us a request" if all(costs) else "")
         text = f"V2 binary no slower than V2 JSON, {size} digit{'s' if size > 1 else ''} a request"
-        costs = cpu(rows, "api", binary_route), cpu(rows, "api", json_route)
-        value = shown(binary) + (f"; CPU {costs[0]:.0f} vs {costs[1]:.0f} us a request" if all(costs) else "")
-        found.append(Target(text, value, met(binary, (binary or 0) >= 1.0)))
+        found.append(bound(text, binary, shown, lambda v: v >= 1.0))
     batch_rps = find(rows, "api", BATCH_ROUTE)
     per_digit = 1e6 / (batch_rps * BATCH) if batch_rps else None
     cost = ratio(per_digit, litert.batched_us)
-    found.append(
-        Target(
-            f"batch of {BATCH}: time per digit <= {BATCH_VS_LITERT}x LiteRT's batched ({litert.batched_us:.1f} us)",
-            "not measured" if per_digit is None else f"{per_digit:.1f} us, {cost:.2f}x",
-            met(cost, (cost or 0) <= BATCH_VS_LITERT),
-        )
-    )
+    shown = "not measured" if per_digit is None else f"{per_digit:.1f} us, {times(cost)}"
+    text = f"batch of {BATCH}: time per digit <= {BATCH_VS_LITERT}x LiteRT's batched ({litert.batched_us:.1f} us)"
+    found.append(bound(text, cost, shown, lambda v: v <= BATCH_VS_LITERT))
     reference = ratio(find(rows, "api", PREDICT), find(rows, "reference", PREDICT))
-    found.append(
-        Target(
-            f"/predict >= {VS_REFERENCE:.0f}x the Keras reference",
-            shown(reference),
-            met(reference, (reference or 0) >= VS_REFERENCE),
-        )
-    )
+    text = f"/predict >= {VS_REFERENCE:.0f}x the Keras reference"
+    found.append(bound(text, reference, times(reference), lambda v: v >= VS_REFERENCE))
     return found
 
 
@@ -396,11 +378,8 @@ def run(args: argparse.Namespace) -> int:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    common_arguments(parser, duration=10)
-    parser.add_argument("--only", action="append", choices=SERVERS, help="run only these servers (repeatable)")
-    args = parser.parse_args(argv)
-    args.only = tuple(args.only or SERVERS)
-    return checked(parser, args)
+    common_arguments(parser, duration=10, servers=SERVERS)
+    return checked(parser, parser.parse_args(argv), SERVERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,35 +1,11 @@
+"""The API's fixtures; the ones every suite shares (held_out_digits, shipped_model_dir, model_copy,
+postgres_server, database_url) come from digit_testing.fixtures, a pytest plugin."""
+
 from __future__ import annotations
 
-import shutil
-import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
-
-from digit_testing.releases import SHIPPED, held_out
-
-SHIPPED_MODEL_DIR = SHIPPED
-
-
-@pytest.fixture(scope="session")
-def held_out_digits() -> tuple[np.ndarray, np.ndarray]:
-    """The 2,000 held-out digits (uint8 images, labels): the project's accuracy fixture."""
-    return held_out()
-
-
-@pytest.fixture(scope="session")
-def shipped_model_dir() -> Path:
-    """`api/models/`: the model in service, as committed."""
-    return SHIPPED_MODEL_DIR
-
-
-@pytest.fixture
-def model_copy(tmp_path: Path, shipped_model_dir: Path) -> Path:
-    """A scratch copy of the shipped model folder, free to tamper with."""
-    target = tmp_path / "models"
-    shutil.copytree(shipped_model_dir, target)
-    return target
 
 
 @pytest.fixture
@@ -67,25 +43,6 @@ def digit(held_out_digits) -> tuple[list[int], int]:
     """A held-out digit the shipped model gets right, as 784 ints, and its label."""
     images, labels = held_out_digits
     return images[0].ravel().tolist(), int(labels[0])
-
-
-@pytest.fixture(scope="session")
-def postgres_server():
-    """A real PostgreSQL server (Debian's package) for the session; each test makes its own database."""
-    from digit_testing import pgserver
-
-    server = pgserver.start_server()
-    yield server
-    server.destroy()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty feedback database of each kind the service supports."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
-    server = request.getfixturevalue("postgres_server")
-    return server.create_database(f"test_{uuid.uuid4().hex[:12]}")
 
 
 @pytest.fixture(scope="session")
