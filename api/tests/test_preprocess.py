@@ -12,7 +12,6 @@ import json
 import struct
 import warnings
 import zlib
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -32,10 +31,8 @@ from digit_api.preprocess import (
 )
 from digit_release.model import LiteRTModel
 from digit_testing import golden as golden_vectors
-from digit_testing.releases import held_out
+from digit_testing.releases import SHIPPED, held_out
 
-REPO = Path(__file__).resolve().parents[2]
-MODEL_DIR = REPO / "api" / "models"
 UPSCALED_ACCURACY = 0.97
 ROUND_TRIP_DIGITS = 500
 
@@ -185,7 +182,7 @@ def test_integer_and_float_inputs_give_identical_results() -> None:
 
 @pytest.fixture(scope="module")
 def shipped_model() -> LiteRTModel:
-    return LiteRTModel.load(MODEL_DIR)
+    return LiteRTModel.load(SHIPPED)
 
 
 def test_upscaled_held_out_digits_are_still_recognised(shipped_model: LiteRTModel) -> None:

@@ -1,11 +1,11 @@
 """Bring new model releases into the repository: check them, write api/models, commit, push.
 
-    python -m digit_poller --once                # cron: one poll (automation/poll_model.sh)
-    python -m digit_poller --interval 900        # daemon; stops cleanly on SIGTERM
-    python -m digit_poller --once --dry-run      # say what would happen, change nothing
-    python -m digit_poller --pin 3               # go to model-v3 and stay there
-    python -m digit_poller rollback              # go back to the release before the one in service, and stay
-    python -m digit_poller --unpin               # follow the latest release again
+    digit-poller --once                # cron: one poll (automation/poll_model.sh)
+    digit-poller --interval 900        # daemon; stops cleanly on SIGTERM
+    digit-poller --once --dry-run      # say what would happen, change nothing
+    digit-poller --pin 3               # go to model-v3 and stay there
+    digit-poller rollback              # go back to the release before the one in service, and stay
+    digit-poller --unpin               # follow the latest release again
 
 Configured by MODEL_SOURCE, GITHUB_API_URL, GITHUB_TOKEN, REPO_PATH, GIT_REMOTE, GIT_BRANCH,
 MIN_ACCURACY, MODEL_PUBLIC_KEY, ALLOW_INTERFACE_CHANGE, POLLER_GIT_NAME, POLLER_GIT_EMAIL and the
@@ -62,7 +62,7 @@ def make_source(config: PollerConfig) -> ReleaseSource:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m digit_poller", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="digit-poller", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("command", nargs="?", choices=["poll", "rollback"], default="poll")
     mode = parser.add_mutually_exclusive_group()

@@ -1,9 +1,9 @@
 """Train the digit model and write a verified release folder.
 
-    python -m digit_training                       # params.yaml, bundled data -> build/model
-    python -m digit_training --data keras          # the full 70,000-digit MNIST (downloads once)
-    python -m digit_training --ship api/models     # and put it in service (make ship)
-    python -m digit_training --feedback build/feedback/2026-11/feedback.npz   # with reviewed corrections
+    digit-train                       # params.yaml, bundled data -> build/model
+    digit-train --data keras          # the full 70,000-digit MNIST (downloads once)
+    digit-train --ship api/models     # and put it in service (make ship)
+    digit-train --feedback build/feedback/2026-11/feedback.npz   # with reviewed corrections
 
 Exit codes: 0 a release was written; 1 the run failed (export parity, I/O); 2 bad parameters
 or data, named in the message.
@@ -33,7 +33,7 @@ def positive_int(text: str) -> int:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m digit_training", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="digit-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--params", type=Path, default=DEFAULT_PARAMS, help="YAML parameters (default: %(default)s)")
     parser.add_argument(
@@ -60,7 +60,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         action="append",
         metavar="NPZ",
-        help="a reviewed feedback set (python -m digit_training.feedback export) to train with; repeatable. "
+        help="a reviewed feedback set (digit-feedback export) to train with; repeatable. "
         "Given, it replaces params.yaml's `feedback:` list",
     )
     return parser.parse_args(argv)

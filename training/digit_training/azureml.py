@@ -1,9 +1,9 @@
 """Run the training pipeline as an Azure ML command job and register its release as a model version.
 
-    python -m digit_training.azureml show --compute cpu-cluster      # the job definition, as YAML
-    python -m digit_training.azureml submit --compute cpu-cluster    # run it, register mnist-cnn vN
+    digit-azureml show --compute cpu-cluster      # the job definition, as YAML
+    digit-azureml submit --compute cpu-cluster    # run it, register mnist-cnn vN
 
-The job runs the same entry point as local training (`python -m digit_training`) on a snapshot of
+The job runs the same entry point as local training (`digit-train`) on a snapshot of
 the repository (the root, minus what `.amlignore` leaves out), in a conda environment
 (training/azureml/environment.yml, the pins of training/requirements.txt) on a pinned base image.
 Its `release` output is the release folder; `submit` downloads it, checks it, and registers it as
@@ -113,7 +113,7 @@ def build_job(
         compute=compute,
         experiment_name=experiment,
         display_name=f"train {MODEL_NAME} model-v{version} ({data})",
-        description="python -m digit_training: train, evaluate, export and verify one release",
+        description="digit-train: train, evaluate, export and verify one release",
         tags={
             "code_revision": revision,
             "data": data,
@@ -152,7 +152,7 @@ def register_feedback(client: Any, paths: list[Path], name: str = FEEDBACK_ASSET
                     version=str(max(numbers, default=0) + 1),
                     type=AssetTypes.URI_FILE,
                     path=str(path.resolve()),
-                    description=f"reviewed feedback set {set_id(sha256)} (python -m digit_training.feedback export)",
+                    description=f"reviewed feedback set {set_id(sha256)} (digit-feedback export)",
                     tags={"sha256": sha256, "id": set_id(sha256)},
                 )
             )
@@ -264,7 +264,7 @@ def job_yaml(job: Command) -> str:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m digit_training.azureml",
+        prog="digit-azureml",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

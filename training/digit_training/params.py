@@ -32,7 +32,7 @@ class TrainParams(BaseModel):
     seed: int = Field(ge=0)
     numbers: tuple[int, ...] = Field(default=tuple(range(10)), description="the digits the model must know")
     augmentation: Augmentation = Augmentation()
-    # Reviewed feedback sets (python -m digit_training.feedback export) to train with: paths of
+    # Reviewed feedback sets (digit-feedback export) to train with: paths of
     # their feedback.npz, relative to this file's folder. Left out of the manifest when empty.
     feedback: tuple[str, ...] = Field(default=(), exclude_if=lambda sets: not sets)
 

@@ -28,11 +28,9 @@ from digit_release.manifest import (
 )
 from digit_testing import github_server as github_server_module
 from digit_testing import releases as releases_module
-from digit_testing.releases import claiming
+from digit_testing.releases import SHIPPED, claiming
 from digit_training.publish import main
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = REPO_ROOT / "api" / "models"
 TOKEN = "ghp_publishTestToken0123456789abcdefXYZ"  # noqa: S105 - a test token
 
 

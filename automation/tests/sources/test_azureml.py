@@ -24,16 +24,12 @@ from digit_poller.sources import RELEASE_FILES, Release, SourceError, azureml
 from digit_poller.sources.azureml import AzureMLSource
 from digit_release.manifest import (
     MANIFEST_NAME,
+    MODEL_NAME,
     SUMS_NAME,
     TFLITE_NAME,
     verify_model_dir,
 )
 from digit_testing.releases import IDENTITY, git, make_world, write_release
-
-REPO = Path(__file__).resolve().parents[3]
-SHIPPED = REPO / "api" / "models"
-MODEL = "mnist-cnn"
-
 
 # --- the stand-in SDK -------------------------------------------------------------------------
 
@@ -92,7 +88,7 @@ class StandInMLClient:
     def __init__(self) -> None:
         self.models = ModelOperations()
 
-    def register(self, folder: Path, version: int | str, name: str = MODEL, **tags: str) -> None:
+    def register(self, folder: Path, version: int | str, name: str = MODEL_NAME, **tags: str) -> None:
         """What `ml_client.models.create_or_update(Model(path=folder, name=..., version=..., tags=...))` records."""
         model = Model(name=name, version=str(version), tags=dict(tags), path=f"azureml://.../{folder.name}")
         self.models.registered[(name, str(version))] = (model, folder)
@@ -119,7 +115,7 @@ def test_versions_are_ordered_by_number_not_by_text_or_registration(client, tmp_
     for version in (2, 10, 3):
         client.register(make_release(tmp_path, version), version)
     client.register(make_release(tmp_path, 1), 1, name="another-model")
-    releases = AzureMLSource(MODEL, client=client).releases()
+    releases = AzureMLSource(MODEL_NAME, client=client).releases()
     assert [r.version for r in releases] == [10, 3, 2]  # "10" > "3" numerically
     assert [r.tag for r in releases] == ["model-v10", "model-v3", "model-v2"]
 
@@ -132,22 +128,22 @@ def test_drafts_and_versions_that_are_not_numbers_are_skipped(client, tmp_path: 
     client.register(folder, 3, stage="production")
     client.register(folder, "2024.1")
     client.register(folder, "0")
-    assert [r.version for r in AzureMLSource(MODEL, client=client).releases()] == [3, 1]
+    assert [r.version for r in AzureMLSource(MODEL_NAME, client=client).releases()] == [3, 1]
 
 
 def test_no_versions_is_no_releases(client) -> None:
-    assert AzureMLSource(MODEL, client=client).releases() == []
+    assert AzureMLSource(MODEL_NAME, client=client).releases() == []
 
 
 def test_download_writes_exactly_the_release_files_and_they_verify(client, tmp_path: Path) -> None:
     folder = make_release(tmp_path / "registered", 7, extra={"MLmodel": b"flavors: {}\n", "notes.txt": b"hi\n"})
     client.register(folder, 7)
-    source = AzureMLSource(MODEL, client=client)
+    source = AzureMLSource(MODEL_NAME, client=client)
     [release] = source.releases()
     dest = tmp_path / "dest"
     dest.mkdir()
     source.download(release, dest)
-    assert client.models.downloads == [(MODEL, "7")]
+    assert client.models.downloads == [(MODEL_NAME, "7")]
     assert sorted(p.name for p in dest.iterdir()) == sorted([TFLITE_NAME, MANIFEST_NAME, SUMS_NAME])
     assert set(p.name for p in dest.iterdir()) <= set(RELEASE_FILES)
     assert verify_model_dir(dest).version == "7"
@@ -163,7 +159,7 @@ def test_a_flat_download_layout_works_too(client, tmp_path: Path) -> None:
     client.models.download = flat
     dest = tmp_path / "dest"
     dest.mkdir()
-    AzureMLSource(MODEL, client=client).download(Release(2, "model-v2"), dest)
+    AzureMLSource(MODEL_NAME, client=client).download(Release(2, "model-v2"), dest)
     assert verify_model_dir(dest).version == "2"
 
 
@@ -174,7 +170,7 @@ def test_a_download_without_a_manifest_is_refused(client, tmp_path: Path) -> Non
     dest = tmp_path / "dest"
     dest.mkdir()
     with pytest.raises(SourceError, match=r"holds no model\.json"):
-        AzureMLSource(MODEL, client=client).download(Release(2, "model-v2"), dest)
+        AzureMLSource(MODEL_NAME, client=client).download(Release(2, "model-v2"), dest)
     assert list(dest.iterdir()) == []
 
 
@@ -185,12 +181,12 @@ def test_an_oversize_file_is_refused(client, tmp_path: Path, monkeypatch: pytest
     dest = tmp_path / "dest"
     dest.mkdir()
     with pytest.raises(SourceError, match=r"model\.tflite is \d+ bytes, larger than the \d+-byte cap"):
-        AzureMLSource(MODEL, client=client).download(Release(2, "model-v2"), dest)
+        AzureMLSource(MODEL_NAME, client=client).download(Release(2, "model-v2"), dest)
     assert not (dest / TFLITE_NAME).exists()
 
 
 def test_azure_errors_become_source_errors(client, tmp_path: Path) -> None:
-    source = AzureMLSource(MODEL, client=client)
+    source = AzureMLSource(MODEL_NAME, client=client)
     dest = tmp_path / "dest"
     dest.mkdir()
     with pytest.raises(SourceError, match=r"version 9.*not found") as caught:
@@ -208,7 +204,7 @@ def test_error_messages_carry_no_secrets(client) -> None:
         "  AccountKey=K3Y== client_secret=hunter2"
     )
     with pytest.raises(SourceError) as caught:
-        AzureMLSource(MODEL, client=client).releases()
+        AzureMLSource(MODEL_NAME, client=client).releases()
     message = str(caught.value)
     assert "sign-in failed" in message and "https://acct.blob.core.windows.net/models/m" in message
     for secret in ("S3CRET", "K3Y", "hunter2", "sv=2021"):
@@ -219,7 +215,7 @@ def test_error_messages_carry_no_secrets(client) -> None:
 def test_other_errors_are_not_disguised(client) -> None:
     client.models.fail_with = ValueError("a bug, not an outage")
     with pytest.raises(ValueError, match="a bug"):
-        AzureMLSource(MODEL, client=client).releases()
+        AzureMLSource(MODEL_NAME, client=client).releases()
 
 
 def sdk_installed() -> bool:
@@ -235,9 +231,9 @@ def test_without_a_client_the_workspace_comes_from_the_environment(monkeypatch: 
     monkeypatch.setenv("AZURE_SUBSCRIPTION_ID", "00000000-0000-0000-0000-000000000000")
     if not sdk_installed():
         with pytest.raises(ImportError):  # the CLI turns this into "install the optional extra"
-            AzureMLSource(MODEL)
+            AzureMLSource(MODEL_NAME)
         return
-    source = AzureMLSource(MODEL)
+    source = AzureMLSource(MODEL_NAME)
     with pytest.raises(SourceError, match="AZURE_RESOURCE_GROUP, AZURE_ML_WORKSPACE") as caught:
         source.releases()
     assert "AZURE_SUBSCRIPTION_ID" not in str(caught.value)
@@ -265,19 +261,19 @@ def test_the_poller_installs_the_highest_registered_version(client, repo, caplog
     client.register(make_release(registered, 2), 2)
     client.register(make_release(registered, 3), 3)
     client.register(make_release(registered, 4), 4, stage="draft")
-    config = PollerConfig(model_source=f"azureml:{MODEL}", repo_path=repo["clone"], min_accuracy=0.985)
-    source = AzureMLSource(MODEL, client=client)
+    config = PollerConfig(model_source=f"azureml:{MODEL_NAME}", repo_path=repo["clone"], min_accuracy=0.985)
+    source = AzureMLSource(MODEL_NAME, client=client)
     assert remote_version(repo["remote"]) == "1"
 
     assert poll(config, source) == Exit.OK
     assert remote_version(repo["remote"]) == "3"
-    assert client.models.downloads == [(MODEL, "3")]
+    assert client.models.downloads == [(MODEL_NAME, "3")]
     subject = git(repo["remote"], "log", "-1", "--format=%B", "main")
-    assert subject.startswith("model: v1 -> v3") and f"from azureml:{MODEL}" in subject
+    assert subject.startswith("model: v1 -> v3") and f"from azureml:{MODEL_NAME}" in subject
     assert git(repo["clone"], "status", "--porcelain") == ""
 
     assert poll(config, source) == Exit.OK  # nothing new: no second download
-    assert client.models.downloads == [(MODEL, "3")]
+    assert client.models.downloads == [(MODEL_NAME, "3")]
 
     client.models.fail_with = ClientAuthenticationError("DefaultAzureCredential failed to retrieve a token")
     assert poll(config, source) == Exit.ERROR
@@ -295,7 +291,7 @@ def test_an_sdk_call_that_never_returns_is_cut_off_at_the_deadline(client, tmp_p
     def download_hangs(name: str, version: str, download_path: str | Path = ".") -> None:
         hang.wait(60)  # a storage account that trickles, as far as the caller can tell
 
-    source = AzureMLSource(MODEL, client=client, download_deadline=0.5, list_deadline=0.5)
+    source = AzureMLSource(MODEL_NAME, client=client, download_deadline=0.5, list_deadline=0.5)
     release = source.releases()[0]
     client.models.download = download_hangs
     dest = tmp_path / "download" / "dest"
