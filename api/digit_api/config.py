@@ -1,4 +1,4 @@
-"""The service's settings: one typed object read from the environment (DESIGN.md, "Configuration")."""
+"""The service's settings: one typed object read from the environment (docs/api.md, "Configuration")."""
 
 from __future__ import annotations
 

@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi_offline import FastAPIOffline
+from starlette.routing import Mount, Route
 
 from digit_api import __version__, errors
 from digit_api.config import MAX_BATCH, MAX_BODY_BYTES, Settings, get_settings
@@ -99,11 +100,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(feedback.router)
     errors.install(app)
     shortcut = Shortcut(predictions) if settings.fast_path else None
+    plain_routes: dict[Any, str] = {}
     app.add_middleware(
-        ServiceMiddleware, store=store, metrics=metrics, max_body_bytes=MAX_BODY_BYTES, shortcut=shortcut
+        ServiceMiddleware,
+        store=store,
+        metrics=metrics,
+        max_body_bytes=MAX_BODY_BYTES,
+        shortcut=shortcut,
+        plain_routes=plain_routes,
     )
     if (settings.static_dir / "index.html").is_file():
         serve_page(app, settings.static_dir)
+    # Filled once every route exists; the middleware reads it per request.
+    plain_routes.update({route.endpoint: route.path for route in app.routes if isinstance(route, Route)})
+    plain_routes.update({route.app: route.path for route in app.routes if isinstance(route, Mount)})
     return app
 
 

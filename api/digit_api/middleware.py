@@ -10,6 +10,7 @@ import random
 import re
 import time
 import zlib
+from collections.abc import Mapping
 from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
@@ -100,16 +101,21 @@ class ServiceMiddleware:
     def __init__(
         self,
         app: ASGIApp,
+        *,
         store: ModelStore,
         metrics: ServiceMetrics,
         max_body_bytes: int,
         shortcut: Shortcut | None = None,
+        plain_routes: Mapping[Any, str] | None = None,
     ) -> None:
         self.app = app
         self.store = store
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.shortcut = shortcut
+        # Starlette's own routes (the docs, /openapi.json, the page and its folders) set no
+        # scope["route"]: their endpoint -> path, so they are counted under their path too.
+        self.plain_routes = plain_routes if plain_routes is not None else {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -179,7 +185,8 @@ class ServiceMiddleware:
     def _account(self, scope: Scope, path: str, route_path: str | None, status: int, elapsed: float) -> None:
         """The request in the metrics (under its route) and in the access log."""
         if route_path is None:
-            route_path = getattr(scope.get("route"), "path", None) or "unmatched"
+            route_path = getattr(scope.get("route"), "path", None) or self.plain_routes.get(scope.get("endpoint"))
+            route_path = route_path or "unmatched"
         method = scope["method"] if scope["method"] in COUNTED_METHODS else "other"
         self.metrics.observe_request(method, route_path, status, elapsed)
         level = access_level(status)

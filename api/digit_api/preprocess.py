@@ -1,6 +1,6 @@
 """Turn an uploaded PNG/JPEG, or any grayscale array, into the 784 MNIST pixels the model reads.
 
-This is the Python half of the pixel contract in DESIGN.md; the browser's canvas code is the
+This is the Python half of the pixel contract (docs/pixel-contract.md); the browser's canvas code is the
 JavaScript half, and both are checked against `tests/golden/preprocess_vectors.json`. The
 JavaScript mirror must follow these conventions to the letter, so they are spelled out here.
 

@@ -1,4 +1,4 @@
-"""Request and response bodies of the API contract (DESIGN.md, "The API contract")."""
+"""Request and response bodies of the API contract (docs/api.md)."""
 
 from __future__ import annotations
 

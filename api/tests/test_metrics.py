@@ -146,3 +146,21 @@ def test_promtool_is_not_a_rubber_stamp(text: str) -> None:
         [promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=30, check=False
     )
     assert result.returncode != 0
+
+
+def test_the_docs_and_the_page_are_counted_under_their_paths(client) -> None:
+    """Starlette's own routes set no route in the scope; they are still not lumped with the 404s."""
+    for path in ("/openapi.json", "/docs", "/", "/js/app.js", "/no-such-page"):
+        client.get(path)
+    lines = client.get("/metrics").text.splitlines()
+
+    def counted(route: str, status: int) -> bool:
+        return any(
+            line.startswith(f'http_requests_total{{method="GET",route="{route}",status="{status}"}}') for line in lines
+        )
+
+    assert counted("/openapi.json", 200)
+    assert counted("/docs", 200)
+    assert counted("/", 200)
+    assert counted("/js", 200)  # the page's folders, one series each, not one per file
+    assert counted("unmatched", 404)

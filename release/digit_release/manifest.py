@@ -1,4 +1,4 @@
-"""The model release format of DESIGN.md: names, tags, the `model.json` manifest and its checksums.
+"""The model release format (docs/release-format.md): names, tags, the `model.json` manifest and its checksums.
 
 One definition shared by everything that writes or reads a model folder: training writes it,
 the API verifies it before serving, the poller verifies it before committing. Standard library

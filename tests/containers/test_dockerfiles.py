@@ -1,6 +1,6 @@
 """The container build files keep the project's rules, checked without a Docker engine.
 
-No image is built here (DESIGN.md, "Where things run"): hadolint lints every Dockerfile, and the
+No image is built here (docs/architecture.md, "Where things run"): hadolint lints every Dockerfile, and the
 rest is what a reviewer checks by reading them: non-root final stages with a health check and OCI
 labels, base images pinned to a precise tag, an API image that installs api/requirements.txt and
 nothing else (no TensorFlow), a compose.yaml whose services are all locked down, and a build
@@ -50,7 +50,7 @@ PRECISE_TAG = re.compile(r"^v?\d+\.\d+\.\d+")
 PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
 VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
 # Under a copied folder, files that are meant to stay out of the images (.dockerignore drops them):
-# bytecode and editor droppings, and the Keras model, which the API does not serve (DESIGN.md).
+# bytecode and editor droppings, and the Keras model, which the API does not serve (docs/release-format.md).
 NOT_SHIPPED = re.compile(r"(^|/)__pycache__/|\.py[co]$|(^|/)\.DS_Store$|~$|\.swp$|\.keras$|\.egg-info/")
 
 

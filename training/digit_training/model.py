@@ -1,6 +1,6 @@
 """The network and its augmentation.
 
-Normalisation is a layer of the model (DESIGN.md: every runtime feeds raw 0-255), while
+Normalisation is a layer of the model (docs/pixel-contract.md: every runtime feeds raw 0-255), while
 augmentation runs in the input pipeline and never becomes part of the exported graph.
 """
 

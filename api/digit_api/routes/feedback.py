@@ -43,7 +43,9 @@ async def in_database_thread(request: Request, call: Callable[P, T], *args: P.ar
             await limiter.acquire()
     except TimeoutError:
         raise HTTPException(
-            503, "feedback cannot be stored right now: the database is slow to answer; predictions are not affected"
+            503,
+            "feedback cannot be stored right now: the database is slow to answer; predictions are not affected",
+            headers={"Retry-After": "5"},
         ) from None
     try:
         return await anyio.to_thread.run_sync(lambda: call(*args, **kwargs), abandon_on_cancel=False)

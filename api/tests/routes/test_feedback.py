@@ -197,6 +197,30 @@ def test_an_unreachable_database_is_503_and_predictions_go_on(make_client, shipp
     assert client.post("/predict", json={"pixels": digit[0]}).status_code == 200
 
 
+def test_every_database_thread_busy_is_a_503_after_the_queue_wait(
+    make_client, shipped_model_dir: Path, digit, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Four verdicts stuck on a hung database: the fifth waits its turn a bounded time, then hears why."""
+    from digit_api.routes import feedback as feedback_routes
+
+    monkeypatch.setattr(feedback_routes, "QUEUE_SECONDS", 0.3)
+    client = make_client(shipped_model_dir, database_url=f"sqlite:///{tmp_path / 'f.sqlite3'}")
+    limiter = client.app.state.feedback_limiter
+    holders = [object() for _ in range(int(limiter.total_tokens))]
+    for holder in holders:  # as if every database thread were waiting on the database
+        client.portal.call(limiter.acquire_on_behalf_of_nowait, holder)
+    try:
+        response = client.post("/feedback", json={"pixels": digit[0], "label": digit[1]})
+        assert response.status_code == 503
+        assert "the database is slow to answer" in response.json()["detail"]
+        assert response.headers["Retry-After"] == "5"
+        assert client.post("/predict", json={"pixels": digit[0]}).status_code == 200
+    finally:
+        for holder in holders:
+            client.portal.call(limiter.release_on_behalf_of, holder)
+    assert client.post("/feedback", json={"pixels": digit[0], "label": digit[1]}).status_code == 201
+
+
 def test_an_unwritable_sqlite_file_is_503(make_client, shipped_model_dir: Path, digit, tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("")

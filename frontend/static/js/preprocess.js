@@ -1,4 +1,4 @@
-// The browser half of the pixel contract (DESIGN.md): the MNIST preprocessing recipe.
+// The browser half of the pixel contract (docs/pixel-contract.md): the MNIST preprocessing recipe.
 //
 // The reference is api/digit_api/preprocess.py; its module docstring spells out every
 // convention, and each function here carries the same name in camelCase so the two files read
