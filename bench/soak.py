@@ -46,6 +46,7 @@ from harness import (
     MNIST,
     MODEL_DIR,
     PROJECT_VENV,
+    ROOT,
     WRK_REQUEST_TIMEOUT,
     BenchError,
     Digit,
@@ -180,7 +181,8 @@ def run(args: argparse.Namespace) -> int:
             "DATABASE_URL": f"sqlite:///{work / 'feedback.sqlite3'}",
         }
         spec = ServerSpec("api", "this API", port, [str(PROJECT_VENV / "bin" / "digit-api")], env, "/readyz", [])
-        with running(spec, work / "logs") as server:
+        # The server log stays after the run (build/bench/logs/api.log): a 5xx is looked up there.
+        with running(spec, ROOT / "build" / "bench" / "logs") as server:
             assert server.process is not None  # noqa: S101 - running() started it
             pid = server.process.pid
             argv = [wrk, f"-t{args.threads}", f"-c{args.connections}", f"-d{args.duration}s", "--latency"]

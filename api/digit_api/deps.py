@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 from pydantic import TypeAdapter, ValidationError
 
 from digit_api.errors import ClientError, invalid_body
+from digit_api.jsonread import JSON_WHITESPACE
 from digit_api.metrics import ServiceMetrics
 from digit_api.serving import Predictions, require_json
 from digit_api.store import ModelStore
@@ -53,7 +54,7 @@ def json_body(adapter: TypeAdapter[T]) -> Callable[[Request], Awaitable[T]]:
     async def parse(request: Request) -> T:
         require_json(request.headers.get("content-type"))
         raw = await request.body()
-        if not raw.strip():
+        if not raw.strip(JSON_WHITESPACE):
             raise ClientError(422, "body is empty: send JSON", [{"loc": "body", "msg": "Field required"}])
         try:
             return adapter.validate_json(raw)

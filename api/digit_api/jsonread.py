@@ -13,6 +13,8 @@ from typing import cast
 import simdjson
 
 _local = threading.local()
+# What JSON counts as whitespace (RFC 8259); str.strip() would take form feeds and more too.
+JSON_WHITESPACE = b" \t\r\n"
 
 
 def parser() -> simdjson.Parser:

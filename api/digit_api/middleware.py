@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from digit_api.errors import ClientError, error_body
@@ -27,6 +28,7 @@ access_log = logging.getLogger("digit_api.access")
 logger = logging.getLogger(__name__)
 
 API_PREFIX = "/api"
+CLIENT_CLOSED_REQUEST = 499
 # The methods the routes answer; any other is counted as "other", so a scanner sending PROPFIND,
 # MKCOL, ... cannot make a new series per method.
 COUNTED_METHODS = frozenset({"GET", "HEAD", "POST"})
@@ -122,16 +124,9 @@ class ServiceMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope["path"]
-        if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
-            # The API's one canonical prefix: the page uses the same relative URLs behind nginx (which
-            # passes /api/... on as it is) and here. Routing under a root_path makes /api/predict
-            # reach /predict and /api/docs find its schema; it strips the prefix once, so
-            # /api/api/metrics is a 404, not the metrics under a second prefix.
-            scope = {**scope, "root_path": scope.get("root_path", "") + API_PREFIX}
+        scope = under_prefix(scope)
         headers = Headers(scope=scope)
-        given = headers.get("x-request-id", "")
-        # Ids only need to be unique, not secret: a PRNG draw is cheaper than a syscall per request.
-        rid = given if VALID_REQUEST_ID.fullmatch(given) else f"{random.getrandbits(128):032x}"
+        rid = request_id_of(headers)
         token = request_id.set(rid)
         started = time.perf_counter()
         status = 500
@@ -169,6 +164,10 @@ class ServiceMiddleware:
             else:
                 scope, inflater = self._decoding(scope, headers)
                 await self.app(scope, self._limited(receive, inflater), send_tracked)
+        except ClientDisconnect:
+            # The client went away mid-body: no answer can reach it, and it is no server error.
+            # Counted as nginx counts it, 499 "client closed request".
+            status = CLIENT_CLOSED_REQUEST
         except Exception:
             # Handled here, inside the request's context, so the 500 carries the request id (in
             # the log line and the headers) like every other response.
@@ -225,7 +224,14 @@ class ServiceMiddleware:
     def _refusal(self, headers: Headers) -> tuple[int, str] | None:
         """A request refused on its headers alone: a body declared too large, or in a coding not read."""
         length = headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        # ASCII digits only ("²" is a digit to isdigit()); a 19-digit length is over any limit, and
+        # int() refuses strings of over 4,300 digits.
+        if (
+            length is not None
+            and length.isascii()
+            and length.isdigit()
+            and (len(length) > 18 or int(length) > self.max_body_bytes)
+        ):
             return 413, too_large_message(self.max_body_bytes)
         coding = headers.get("content-encoding", "identity").strip().lower()
         if coding not in ("identity", "", *CODINGS):
@@ -280,6 +286,26 @@ async def send_reply(send: Send, reply: Reply, rid: str, version: str | None) ->
     headers += [(b"content-length", str(len(reply.body)).encode()), (b"x-request-id", rid.encode())]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
+
+
+def under_prefix(scope: Scope) -> Scope:
+    """The scope a request under the API's one canonical prefix is routed with.
+
+    The page uses the same relative URLs behind nginx (which passes /api/... on as it is) and
+    here. Routing under a root_path makes /api/predict reach /predict and /api/docs find its
+    schema; it strips the prefix once, so /api/api/metrics is a 404, not the metrics again.
+    """
+    path: str = scope["path"]
+    if path == API_PREFIX or path.startswith(API_PREFIX + "/"):
+        return {**scope, "root_path": scope.get("root_path", "") + API_PREFIX}
+    return scope
+
+
+def request_id_of(headers: Headers) -> str:
+    """The client's X-Request-Id if it is short and plain, else a new one."""
+    given = headers.get("x-request-id", "")
+    # Ids only need to be unique, not secret: a PRNG draw is cheaper than a syscall per request.
+    return given if VALID_REQUEST_ID.fullmatch(given) else f"{random.getrandbits(128):032x}"
 
 
 def without(headers: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> list[tuple[bytes, bytes]]:

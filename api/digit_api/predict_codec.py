@@ -18,7 +18,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from digit_api.config import MAX_BATCH
 from digit_api.errors import ClientError, invalid_body
-from digit_api.jsonread import parser
+from digit_api.jsonread import JSON_WHITESPACE, parser
 from digit_api.schemas import BatchIn, PredictBody, PredictBodyFast
 from digit_release.manifest import PIXELS
 
@@ -99,7 +99,7 @@ def read_instances(body: bytes) -> np.ndarray:
 
 def _checked(body: bytes, adapter: TypeAdapter[Any], explain: TypeAdapter[Any] | None) -> Any:
     """What pydantic makes of a body the fast reader did not take: its pixels, or its errors."""
-    if not body.strip():
+    if not body.strip(JSON_WHITESPACE):
         raise ClientError(422, "body is empty: send JSON", [{"loc": "body", "msg": "Field required"}])
     try:
         return adapter.validate_json(body)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar
 
 import anyio
 import numpy as np
+from starlette.requests import ClientDisconnect
 from starlette.types import Receive, Scope
 
 from digit_api.errors import ClientError
@@ -215,8 +216,15 @@ class Shortcut:
         chunks = []
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                # The client left before its body was whole: nothing to answer, as Starlette's
+                # request.body() decides for the documented routes.
+                raise ClientDisconnect
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        # A header sent twice counts by its first value, as Starlette's Headers.get reads it.
+        headers: dict[str, str] = {}
+        for name, value in scope["headers"]:
+            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         return await handler(self.predictions, b"".join(chunks), headers, match)

@@ -25,7 +25,7 @@ import orjson
 import simdjson
 
 from digit_api.config import MAX_BATCH
-from digit_api.jsonread import minified
+from digit_api.jsonread import JSON_WHITESPACE, minified
 from digit_api.jsonread import parser as this_thread_parser
 from digit_release.manifest import PIXELS
 
@@ -42,6 +42,7 @@ UNSUPPORTED_PARAMETERS = ("classification", "shared_memory_region", "shared_memo
 MAX_PARAMETERS = 64
 PARAMETER_NUMBER_LIMIT = 2**63
 HEADER_LENGTH = "inference-header-content-length"
+MAX_LENGTH_DIGITS = 20
 # What a number is written with, in simdjson's minified JSON.
 NUMBER_TEXT = b"0123456789+-.eE"
 
@@ -81,8 +82,13 @@ def parse_request(
     try:
         document = (parser or this_thread_parser()).parse(header)
     except (ValueError, RuntimeError) as exc:  # simdjson's word for bad JSON; BIGINT_ERROR is a RuntimeError
-        if not header.strip():
+        if not header.strip(JSON_WHITESPACE):
             raise ProtocolError("body is empty: send a JSON inference request") from None
+        if "BIGINT" in str(exc):
+            # Valid JSON, but simdjson reads integers in 64 bits: say so rather than "not valid JSON".
+            raise ProtocolError(
+                "the body holds an integer beyond 64 bits; no field of the protocol takes one"
+            ) from None
         raise ProtocolError(f"body is not valid JSON: {exc}") from None
     try:
         return read_request(document, binary, input_name, output_name, header.count(b"["))
@@ -100,7 +106,8 @@ def split(body: bytes, header_length: str | None) -> tuple[bytes, bytes]:
     if header_length is None:
         return body, b""
     text = header_length.strip()
-    if not text.isdigit() or int(text) > len(body):
+    # ASCII digits only (isdigit() also takes "²"), and few of them: int() refuses over 4,300.
+    if not (text.isascii() and text.isdigit() and len(text) <= MAX_LENGTH_DIGITS) or int(text) > len(body):
         raise ProtocolError(
             f"Inference-Header-Content-Length must be a byte count from 0 to the body's {len(body)}, got {text[:40]!r}"
         )
@@ -264,7 +271,12 @@ def fields(value: Any, where: str, allowed: frozenset[str]) -> dict[str, Any]:
     if len(value) > len(allowed) or not allowed.issuperset(value.keys()):
         unknown = sorted(set(value.keys()) - allowed) if len(value) <= 2 * len(allowed) else ["..."]
         raise ProtocolError(f"{where} has unknown fields {unknown[:5]}; known: {sorted(allowed)}")
-    return {name: value[name] for name in value.keys()}  # noqa: SIM118 - a simdjson Object
+    named = {name: value[name] for name in value.keys()}  # noqa: SIM118 - a simdjson Object
+    if len(named) != len(value):
+        # JSON leaves a repeated name to the reader (RFC 8259): some take the first, some the last.
+        twice = sorted({name for name in value.keys() if list(value.keys()).count(name) > 1})  # noqa: SIM118
+        raise ProtocolError(f"{where} has the field(s) {twice} more than once")
+    return named
 
 
 def parameter_object(value: Any, where: str) -> Any:
@@ -276,6 +288,8 @@ def parameter_object(value: Any, where: str) -> Any:
     # Into a dict, value by value: `in` on a simdjson Object costs microseconds, and items() would
     # turn a list sent as a parameter into Python objects before it is refused.
     names = list(value.keys())
+    if len(set(names)) != len(names):
+        raise ProtocolError(f"{where} names a parameter more than once")
     for name in UNSUPPORTED_PARAMETERS:
         if name in names:
             raise ProtocolError(f"{where}.{name} is not supported by this server")

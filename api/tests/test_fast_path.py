@@ -21,6 +21,7 @@ from digit_api.config import MAX_BATCH, MAX_BODY_BYTES
 from digit_api.serving import Shortcut
 
 NAME = "mnist-cnn"
+HEADER = "Inference-Header-Content-Length"
 GOOD = [(i * 37) % 256 for i in range(784)]
 J = {"Content-Type": "application/json"}
 
@@ -127,11 +128,24 @@ def cases(version: str) -> list[tuple[str, str, object, dict[str, str]]]:
         ("v2-declared-too-large", infer, v2(GOOD), {**J, "Content-Length": str(MAX_BODY_BYTES + 1)}),
         ("v2-chunked-too-large", infer, Chunked(b'{"inputs":[' + b" " * MAX_BODY_BYTES), J),
         ("v2-ready-neighbour", f"/v2/models/{NAME}/ready", None, {}),
+        # Found from outside: a header sent twice counts by its first value on both doors.
+        ("predict-two-types-plain-first", "/predict", predict, [("Content-Type", "text/plain"), *J.items()]),
+        ("predict-two-types-json-first", "/predict", predict, [*J.items(), ("Content-Type", "text/plain")]),
+        ("batch-two-types", "/predict/batch", batch, [("Content-Type", "text/plain"), *J.items()]),
+        ("v2-two-header-lengths", infer, binary, [(HEADER, "5"), *binary_headers.items()]),
+        # ... and header lengths that are digits to str.isdigit() but not to int().
+        ("v2-length-superscript", infer, v2(GOOD), {**J, HEADER: b"\xb2"}),
+        ("v2-length-4301-digits", infer, v2(GOOD), {**J, HEADER: "9" * 4301}),
+        ("v2-repeated-field", infer, b'{"inputs":[],' + v2(GOOD)[1:], J),
+        ("v2-form-feed-body", infer, b"\x0c", J),
+        ("predict-form-feed-body", "/predict", b"\x0c", J),
+        ("v2-int-below-int64", infer, v2(GOOD, parameters={"x": -(2**63) - 1}), J),
     ]  # fmt: skip
     return listed
 
 
-def exchange(client, path: str, body: object, headers: dict[str, str]) -> tuple[int, list[tuple[str, str]], bytes]:
+def exchange(client, path: str, body: object, headers) -> tuple[int, list[tuple[str, str]], bytes]:
+    """One request (headers a dict, or a list of pairs to send one twice): status, headers, body."""
     if body is None:
         response = client.get(path, headers=headers)
     else:
@@ -139,7 +153,8 @@ def exchange(client, path: str, body: object, headers: dict[str, str]) -> tuple[
             body = iter(body)
         response = client.post(path, content=body, headers=headers)
     named = sorted((name.lower(), value) for name, value in response.headers.items())
-    if not any(name == "x-request-id" and value == headers.get("X-Request-Id") for name, value in named):
+    given = dict(headers).get("X-Request-Id")
+    if not any(name == "x-request-id" and value == given for name, value in named):
         # A fresh id per response; its form is the same.
         named = [(n, "<generated>" if n == "x-request-id" and re.fullmatch("[0-9a-f]{32}", v) else v) for n, v in named]
     return response.status_code, named, response.content
@@ -159,6 +174,7 @@ def test_both_doors_answer_every_request_the_same(doors) -> None:
         fast_answer = exchange(fast, path, body, headers)
         slow_answer = exchange(slow, path, body, headers)
         assert fast_answer == slow_answer, case
+        assert fast_answer[0] < 500, (case, fast_answer)  # client input never makes a server error
         answered.add(fast_answer[0])
     # The corpus reaches the answers a client can get from these routes, not only the happy path.
     assert {200, 400, 404, 405, 413, 415, 422} <= answered
@@ -213,3 +229,41 @@ def test_the_shortcut_takes_only_documented_routes(client) -> None:
     taken = [route for _, route in Shortcut.EXACT.values()] + list(Shortcut.INFER_ROUTES)
     for route in taken:
         assert "post" in paths[route], route
+
+
+@pytest.mark.parametrize("path", ["/predict", "/predict/batch", f"/v2/models/{NAME}/infer"])
+def test_a_client_that_leaves_mid_body_is_a_499_on_both_doors(doors, path: str, caplog) -> None:
+    """No answer, no prediction counted, no server error logged: the client closed the request."""
+
+    def leave(client) -> list[dict]:
+        scope = {
+            "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+            "path": path, "raw_path": path.encode(), "root_path": "", "query_string": b"",
+            "headers": [(b"content-type", b"application/json"), (b"content-length", b"5000")],
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8000),
+        }  # fmt: skip
+        messages = [
+            {"type": "http.request", "body": b'{"pixels": [0, 0,', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+        sent: list[dict] = []
+
+        async def receive() -> dict:
+            return messages.pop(0)
+
+        async def send(message: dict) -> None:
+            sent.append(message)
+
+        async def call() -> None:
+            await client.app(scope, receive, send)
+
+        client.portal.call(call)
+        return sent
+
+    for client in doors:
+        assert leave(client) == []
+        text = client.get("/metrics").text
+        route = "/v2/models/{name}/infer" if path.startswith("/v2") else path
+        assert f'http_requests_total{{method="POST",route="{route}",status="499"}} 1.0' in text
+        assert "predictions_total{" not in text
+    assert "unhandled error" not in caplog.text

@@ -228,6 +228,8 @@ def test_binary_input_json_output_and_the_per_output_choice(client, four, from_p
         (lambda body, headers: (body, {"Inference-Header-Content-Length": "abc"}), "Inference-Header-Content-Length must be a byte count"),
         (lambda body, headers: (body, {"Inference-Header-Content-Length": str(len(body) + 1)}), "Inference-Header-Content-Length must be a byte count"),
         (lambda body, headers: (body, {"Inference-Header-Content-Length": "-5"}), "Inference-Header-Content-Length must be a byte count"),
+        (lambda body, headers: (body, {"Inference-Header-Content-Length": b"\xb2"}), "Inference-Header-Content-Length must be a byte count"),
+        (lambda body, headers: (body, {"Inference-Header-Content-Length": "9" * 4301}), "Inference-Header-Content-Length must be a byte count"),
         (lambda body, headers: (body[:-4], headers), "the binary part of the body holds 3132 bytes, binary_data_size says 3136"),
         (lambda body, headers: (body + b"\0", headers), "the binary part of the body holds 3137 bytes"),
         (lambda body, headers: (body.replace(b'"binary_data_size": 3136', b'"binary_data_size": 3135'), headers), "binary_data_size must be 3136 for FP32 of shape [1, 784], got 3135"),
@@ -237,7 +239,7 @@ def test_binary_input_json_output_and_the_per_output_choice(client, four, from_p
         (lambda body, headers: (body[:-4] + np.float32(255.5).tobytes(), headers), "pixels must be finite numbers from 0 to 255"),
         (lambda body, headers: (body[:-4] + np.float32(-1e-45).tobytes(), headers), "pixels must be finite numbers from 0 to 255"),
     ],
-    ids=["length-not-a-number", "length-past-the-body", "length-negative", "binary-short", "binary-long", "size-wrong", "size-bool", "nan", "inf", "above-255", "negative-subnormal"],
+    ids=["length-not-a-number", "length-past-the-body", "length-negative", "length-superscript-two", "length-4301-digits", "binary-short", "binary-long", "size-wrong", "size-bool", "nan", "inf", "above-255", "negative-subnormal"],
 )  # fmt: skip
 def test_bad_binary_requests_get_a_400(client, mangle, message: str) -> None:
     body, headers = mangle(*binary_request(np.zeros((1, 784))))
@@ -434,8 +436,23 @@ def test_protocol_parameters_that_do_not_concern_this_server_are_ignored(client)
         (b"\xff\xfe", "body is not valid JSON"),
         (b'{"id": "\\ud800", "inputs": []}', "body is not valid JSON"),
         (b"[" * 5000 + b"]" * 5000, "body is not valid JSON"),
+        (b"\x0c", "body is not valid JSON"),  # a form feed is no JSON whitespace
+        (b'{"inputs": [], "parameters": {"x": -9223372036854775809}}', "an integer beyond 64 bits"),
+        (b'{"inputs": [], "inputs": []}', "the request has the field(s) ['inputs'] more than once"),
+        (b'{"inputs": [], "parameters": {"p": 1, "p": 2}}', "parameters names a parameter more than once"),
     ],
-    ids=["empty", "blank", "truncated", "not-utf8", "lone-surrogate", "too-deep"],
+    ids=[
+        "empty",
+        "blank",
+        "truncated",
+        "not-utf8",
+        "lone-surrogate",
+        "too-deep",
+        "form-feed",
+        "int-below-int64",
+        "field-twice",
+        "parameter-twice",
+    ],
 )
 def test_unreadable_bodies_get_a_400(client, raw: bytes, message: str) -> None:
     response = client.post(INFER, content=raw)
