@@ -39,7 +39,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 	report-images clean dev-database
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-14s %s\n", $$1, $$2}'
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -61,7 +61,6 @@ $(VENV)/.dev: $(DEV_FILES) $(VENV)/.train
 
 setup: $(VENV)/.dev ## create .venv and install every component and the test tools
 
-run: $(VENV)/.serve ## install what serving needs and start it with the shipped model at http://127.0.0.1:8000
 # kserve's InferenceRESTClient, for the tests only, in a venv of its own: kserve pins protobuf < 7,
 # cryptography >= 50 and psutil < 6, which clash with TensorFlow's, LiteRT's and the poller's pins.
 $(KSERVE_VENV)/.installed: requirements-kserve.txt
@@ -69,6 +68,7 @@ $(KSERVE_VENV)/.installed: requirements-kserve.txt
 	$(KSERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-kserve.txt
 	touch $@
 
+run: $(VENV)/.serve ## install what serving needs and start it with the shipped model at http://127.0.0.1:8000
 	@echo "Serving api/models/ at http://$${HOST:-127.0.0.1}:$${PORT:-8000} (API docs at /docs); Ctrl-C stops it."
 	$(VENV)/bin/digit-api
 
