@@ -7,6 +7,7 @@ foreground and never got to the tests. `make -n` (print, run nothing) shows each
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -19,8 +20,16 @@ SERVE = re.compile(r"^\S*digit-api\s*$", re.MULTILINE)  # the service started in
 
 def dry_run(*targets: str) -> str:
     """What make would run for `targets`, everything considered out of date (-B)."""
+    # Run under `make test`, make's own variables would pass its flags on (and "Entering directory" lines).
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES")}
     done = subprocess.run(
-        ["make", "-n", "-B", *targets], cwd=ROOT, capture_output=True, text=True, timeout=60, check=False
+        ["make", "--no-print-directory", "-n", "-B", *targets],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
     assert done.returncode == 0, done.stderr
     return done.stdout
