@@ -1,4 +1,5 @@
-"""The poller's settings: the environment variables of the README (its "release poller" section), read once into one frozen object."""
+"""The poller's settings: the environment variables of the README (its "release poller" section),
+read once into one frozen object."""
 
 from __future__ import annotations
 
