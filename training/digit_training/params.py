@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
 # A fine-tune's defaults (README, "How many corrections does it take?", says how they were chosen).
-FINE_TUNE_EPOCHS = 5
-FINE_TUNE_LEARNING_RATE = 2e-4
+FINE_TUNE_EPOCHS = 10
+FINE_TUNE_LEARNING_RATE = 3e-4
 
 
 class ParamsError(ValueError):

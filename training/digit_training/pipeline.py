@@ -39,7 +39,7 @@ from digit_training.data import Dataset, load_dataset
 from digit_training.evaluate import compute_metrics, plot_confusion
 from digit_training.export import ExportError, check_parity, to_tflite
 from digit_training.feedback import load_feedback_set
-from digit_training.finetune import Base, load_base
+from digit_training.finetune import Base, FineTuneError, load_base
 from digit_training.params import TrainParams
 from digit_training.provenance import code_revision
 from digit_training.train import fine_tune_model, make_reproducible, train_model
@@ -182,6 +182,11 @@ def fine_tune_base(config: RunConfig) -> Base | None:
         raise ValueError("RunConfig.fine_tune_base and params.fine_tune go together")
     if config.fine_tune_base is None:
         return None
+    if config.out_dir.resolve() == config.fine_tune_base.resolve():
+        raise FineTuneError(
+            f"--out {config.out_dir} is the fine-tune's base: the run would replace the release it starts from; "
+            "write the new release elsewhere (e.g. --out build/model-ft)"
+        )
     # Seeded before loading: the loaded model's dropout layers take their seeds then.
     make_reproducible(config.params.seed)
     return load_base(config.fine_tune_base, [str(n) for n in config.params.numbers])

@@ -192,3 +192,16 @@ def test_a_missing_base_folder_is_named(tmp_path: Path, caplog: pytest.LogCaptur
     code, _ = fine_tune(tmp_path, text)
     assert code == EXIT_BAD_INPUT
     assert f"fine_tune.base {tmp_path / 'nowhere'}: no such folder" in caplog.text
+
+
+def test_a_fine_tune_does_not_replace_its_own_base(
+    base: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """digit-train's default --out is build/model, the usual base: writing over it would lose the base."""
+    before = {p.name: p.read_bytes() for p in base.iterdir()}
+    params = tmp_path / "params.yaml"
+    params.write_text(SMOKE_PARAMS)
+    code = main(["--params", str(params), "--fine-tune-from", str(base), "--out", str(base), "--no-report", "--quiet"])
+    assert code == EXIT_BAD_INPUT
+    assert f"--out {base} is the fine-tune's base" in caplog.text
+    assert {p.name: p.read_bytes() for p in base.iterdir()} == before
