@@ -9,8 +9,8 @@
 A fine-tune's base is a release folder with model.keras (build/model after `make train`, which
 rebuilds the shipped model bit for bit, or a downloaded release); api/models/ has no model.keras.
 
-Exit codes: 0 a release was written; 1 the run failed (export parity, I/O); 2 bad parameters
-or data, named in the message.
+Exit codes: 0 a release was written; 1 the run failed (export parity, I/O); 2 bad parameters,
+data or fine-tune base, named in the message.
 """
 
 from __future__ import annotations
