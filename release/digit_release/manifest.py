@@ -134,6 +134,14 @@ class FeedbackSetRef(_Strict):
     holdout_size: int = Field(ge=0, description="digits of the set held out (chosen by id hash) and measured")
 
 
+class FineTunedFrom(_Strict):
+    """The release a fine-tuned model started from (training continued from its model.keras)."""
+
+    name: str = Field(min_length=1)
+    version: str = Field(pattern=VERSION_PATTERN)
+    keras_sha256: Sha256 = Field(description="sha256 of the base's model.keras, as its manifest lists it")
+
+
 class TrainingRunner(_Strict):
     kind: Literal["local", "azureml"]
     job_id: str | None = None
@@ -147,6 +155,8 @@ class TrainingInfo(_Strict):
     frameworks: dict[str, str]
     duration_seconds: float = Field(ge=0.0)
     feedback: list[FeedbackSetRef] = Field(default_factory=list, exclude_if=_absent)
+    # Also optional and left out when absent: a model trained from scratch has no base.
+    fine_tuned_from: FineTunedFrom | None = Field(None, exclude_if=_absent)
 
 
 class ModelManifest(_Strict):
@@ -316,6 +326,27 @@ def verify_model_dir(model_dir: Path, required: tuple[str, ...] = (TFLITE_NAME,)
         if listed is not None and listed != sha256_file(model_dir / MANIFEST_NAME):
             raise ManifestError(f"{MANIFEST_NAME}: sha256 does not match {SUMS_NAME}")
     return manifest
+
+
+def read_verified_file(model_dir: Path, name: str) -> tuple[ModelManifest, bytes]:
+    """The folder's manifest and the bytes of `name`, those very bytes checked against the manifest.
+
+    The folder is verified first (`verify_model_dir` with `name` required). The bytes returned are
+    hashed once more as read, as the LiteRT loader does with model.tflite, so a file replaced
+    between the check and the use cannot slip through. Raises ManifestError naming the problem.
+    """
+    model_dir = Path(model_dir)
+    manifest = verify_model_dir(model_dir, required=(name,))
+    path = model_dir / name
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ManifestError(f"{path}: cannot read it: {exc.strerror or exc}") from None
+    expected = manifest.files[name]
+    actual = hashlib.sha256(content).hexdigest()
+    if len(content) != expected.size or actual != expected.sha256:
+        raise ManifestError(f"{name}: sha256 {actual} does not match the manifest's {expected.sha256}")
+    return manifest, content
 
 
 def install_model(release_dir: Path, model_dir: Path, written: Callable[[str], None] | None = None) -> ModelManifest:

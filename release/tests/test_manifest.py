@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from digit_release.manifest import (
+    KERAS_NAME,
     MANIFEST_NAME,
     SUMS_NAME,
     TFLITE_NAME,
@@ -16,6 +17,7 @@ from digit_release.manifest import (
     file_entry,
     format_sha256sums,
     read_manifest,
+    read_verified_file,
     verify_model_dir,
 )
 
@@ -108,3 +110,21 @@ def test_sha256sums_is_what_sha256sum_checks(model_copy: Path) -> None:
     (model_copy / MANIFEST_NAME).write_text((model_copy / MANIFEST_NAME).read_text() + " ")
     with pytest.raises(ManifestError, match=r"model\.json: sha256 does not match SHA256SUMS"):
         verify_model_dir(model_copy)
+
+
+def test_read_verified_file_gives_the_bytes_the_manifest_describes(model_copy: Path) -> None:
+    manifest, content = read_verified_file(model_copy, TFLITE_NAME)
+    assert content == (model_copy / TFLITE_NAME).read_bytes()
+    assert manifest == read_manifest(model_copy)
+
+
+def test_read_verified_file_refuses_a_changed_or_missing_file(model_copy: Path) -> None:
+    path = model_copy / TFLITE_NAME
+    data = bytearray(path.read_bytes())
+    data[100] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ManifestError, match=r"model\.tflite: sha256 [0-9a-f]{64} does not match"):
+        read_verified_file(model_copy, TFLITE_NAME)
+    # The API's folder lists model.keras (the release it came from) but does not hold it.
+    with pytest.raises(ManifestError, match=r"model\.keras: missing"):
+        read_verified_file(model_copy, KERAS_NAME)

@@ -4,9 +4,13 @@
     digit-train --data keras          # the full 70,000-digit MNIST (downloads once)
     digit-train --ship api/models     # and put it in service (make ship)
     digit-train --feedback build/feedback/2026-11/feedback.npz   # with reviewed corrections
+    digit-train --fine-tune-from build/model --feedback ...       # continue training a release instead
 
-Exit codes: 0 a release was written; 1 the run failed (export parity, I/O); 2 bad parameters
-or data, named in the message.
+A fine-tune's base is a release folder with model.keras (build/model after `make train`, which
+rebuilds the shipped model bit for bit, or a downloaded release); api/models/ has no model.keras.
+
+Exit codes: 0 a release was written; 1 the run failed (export parity, I/O); 2 bad parameters,
+data or fine-tune base, named in the message.
 """
 
 from __future__ import annotations
@@ -17,7 +21,15 @@ import os
 from pathlib import Path
 
 from digit_training.data import DataError
-from digit_training.params import DEFAULT_PARAMS, ParamsError, load_params
+from digit_training.params import (
+    DEFAULT_PARAMS,
+    FINE_TUNE_EPOCHS,
+    FINE_TUNE_LEARNING_RATE,
+    FineTune,
+    ParamsError,
+    TrainParams,
+    load_params,
+)
 
 logger = logging.getLogger("digit_training")
 
@@ -63,7 +75,25 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="a reviewed feedback set (digit-feedback export) to train with; repeatable. "
         "Given, it replaces params.yaml's `feedback:` list",
     )
+    parser.add_argument(
+        "--fine-tune-from",
+        type=Path,
+        metavar="RELEASE_DIR",
+        help="continue training this release (a folder with model.keras and model.json, e.g. build/model "
+        "after `make train`) instead of starting from scratch; replaces params.yaml's `fine_tune.base` and "
+        f"keeps its epochs and learning rate (default: {FINE_TUNE_EPOCHS} epochs from {FINE_TUNE_LEARNING_RATE:g})",
+    )
     return parser.parse_args(argv)
+
+
+def fine_tune_base(params: TrainParams, params_path: Path, cli: Path | None) -> tuple[TrainParams, Path | None]:
+    """The params to run and record, and the base folder: --fine-tune-from, else params' fine_tune.base."""
+    if cli is not None:
+        schedule = params.fine_tune or FineTune(base=str(cli))
+        return params.model_copy(update={"fine_tune": schedule.model_copy(update={"base": str(cli)})}), cli
+    if params.fine_tune is not None:
+        return params, params_path.parent / params.fine_tune.base
+    return params, None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -75,9 +105,11 @@ def main(argv: list[str] | None = None) -> int:
     except ParamsError as exc:
         logger.error("%s", exc)
         return EXIT_BAD_INPUT
+    params, base = fine_tune_base(params, args.params, args.fine_tune_from)
     # TensorFlow's C++ start-up chatter buries the progress bar; its warnings still show.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from digit_training.export import ExportError  # noqa: PLC0415  (TensorFlow loads here, after --help)
+    from digit_training.finetune import FineTuneError  # noqa: PLC0415
     from digit_training.pipeline import RunConfig, run  # noqa: PLC0415
 
     config = RunConfig(
@@ -90,10 +122,11 @@ def main(argv: list[str] | None = None) -> int:
         ship_dir=args.ship,
         verbose=0 if args.quiet else "auto",
         feedback=tuple(args.feedback) if args.feedback else tuple(args.params.parent / p for p in params.feedback),
+        fine_tune_base=base,
     )
     try:
         manifest = run(config)
-    except DataError as exc:
+    except (DataError, FineTuneError) as exc:
         logger.error("%s", exc)
         return EXIT_BAD_INPUT
     except (ExportError, OSError) as exc:
@@ -102,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{manifest.tag}: accuracy {manifest.metrics.accuracy:.2%} on {manifest.metrics.eval_set.size} held-out digits"
     )
+    base_ref = manifest.training.fine_tuned_from
+    if base_ref:
+        print(f"{manifest.tag}: fine-tuned from {base_ref.name} model-v{base_ref.version}")
     feedback = manifest.metrics.feedback
     if feedback and feedback.accuracy is not None:
         print(f"{manifest.tag}: accuracy {feedback.accuracy:.2%} on {feedback.size} held-out feedback digits")

@@ -163,13 +163,22 @@ def register_feedback(client: Any, paths: list[Path], name: str = FEEDBACK_ASSET
 
 
 def feedback_paths(args: argparse.Namespace) -> list[Path]:
-    """--feedback, else the params file's `feedback:` list (relative to that file)."""
-    if args.feedback:
-        return list(args.feedback)
+    """--feedback, else the params file's `feedback:` list (relative to that file).
+
+    Params with `fine_tune:` are refused: the job has no input for a base release yet, so it would
+    fail on the cluster after the upload; fine-tune with digit-train instead.
+    """
     try:
         params = load_params(args.params)
     except ParamsError as exc:
         raise ValueError(str(exc)) from None
+    if params.fine_tune is not None:
+        raise ValueError(
+            f"{args.params}: fine_tune: an Azure ML job cannot fine-tune yet (the base release is not passed to "
+            "the job as an input); fine-tune locally with digit-train --fine-tune-from, or train from scratch"
+        )
+    if args.feedback:
+        return list(args.feedback)
     return [args.params.parent / path for path in params.feedback]
 
 

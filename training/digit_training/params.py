@@ -8,6 +8,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 DEFAULT_PARAMS = Path(__file__).resolve().parent.parent / "params.yaml"
+# A fine-tune's defaults (README, "How many corrections does it take?", says how they were chosen).
+FINE_TUNE_EPOCHS = 10
+FINE_TUNE_LEARNING_RATE = 3e-4
 
 
 class ParamsError(ValueError):
@@ -23,6 +26,27 @@ class Augmentation(BaseModel):
     zoom_fraction: float = Field(0.1, ge=0, le=0.3)
 
 
+class FineTune(BaseModel):
+    """Continue training a released model instead of starting from random weights.
+
+    The run loads the base's model.keras (checked against its manifest, in Keras' safe mode) and
+    trains it on the same data as a run from scratch (the data set's training digits plus the
+    feedback sets, the same augmentation, batch size and seed) for `epochs` more epochs, with Adam
+    from `learning_rate` down to 0 on a cosine. The top-level `epochs` and `learning_rate` are the
+    schedule from scratch and are not used then.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    base: str = Field(
+        min_length=1,
+        description="release folder holding model.keras and model.json (build/model after `make train`, or a "
+        "downloaded release), relative to this file; api/models/ has no model.keras",
+    )
+    epochs: int = Field(FINE_TUNE_EPOCHS, ge=1, le=1000)
+    learning_rate: float = Field(FINE_TUNE_LEARNING_RATE, gt=0, le=1)
+
+
 class TrainParams(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -35,6 +59,8 @@ class TrainParams(BaseModel):
     # Reviewed feedback sets (digit-feedback export) to train with: paths of
     # their feedback.npz, relative to this file's folder. Left out of the manifest when empty.
     feedback: tuple[str, ...] = Field(default=(), exclude_if=lambda sets: not sets)
+    # Start from a released model (see FineTune). Left out of the manifest when training from scratch.
+    fine_tune: FineTune | None = Field(default=None, exclude_if=lambda value: value is None)
 
     @field_validator("numbers")
     @classmethod

@@ -39,9 +39,10 @@ from digit_training.data import Dataset, load_dataset
 from digit_training.evaluate import compute_metrics, plot_confusion
 from digit_training.export import ExportError, check_parity, to_tflite
 from digit_training.feedback import load_feedback_set
+from digit_training.finetune import Base, FineTuneError, load_base
 from digit_training.params import TrainParams
 from digit_training.provenance import code_revision
-from digit_training.train import train_model
+from digit_training.train import fine_tune_model, make_reproducible, train_model
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +61,8 @@ class RunConfig:
     verbose: int | str = "auto"
     # Reviewed feedback sets (feedback.npz files) to train with, besides the data set.
     feedback: tuple[Path, ...] = ()
+    # The release folder to fine-tune from (params.fine_tune.base resolved); None trains from scratch.
+    fine_tune_base: Path | None = None
 
 
 def runner() -> TrainingRunner:
@@ -71,15 +74,10 @@ def runner() -> TrainingRunner:
 def run(config: RunConfig) -> ModelManifest:
     """Run the whole pipeline; return the manifest of the verified release in `config.out_dir`."""
     params = config.params
-    dataset = load_dataset(config.data).select(params.numbers)
-    x_train, y_train = dataset.x_train, dataset.y_train
-    if config.max_train_samples:
-        x_train, y_train = x_train[: config.max_train_samples], y_train[: config.max_train_samples]
     labels = [str(n) for n in params.numbers]
-    feedback_data = load_feedback(config.feedback, params.numbers)
-    if feedback_data:
-        x_train = np.concatenate([x_train, *(d.x_train for d in feedback_data)])
-        y_train = np.concatenate([y_train, *(d.y_train for d in feedback_data)])
+    base = fine_tune_base(config)  # checked before the data is read: a wrong base fails at once
+    dataset = load_dataset(config.data).select(params.numbers)
+    x_train, y_train, feedback_data = training_data(config, dataset)
     logger.info(
         "training on %d digits of %s (%s), evaluating on %d held-out digits",
         len(x_train),
@@ -87,10 +85,20 @@ def run(config: RunConfig) -> ModelManifest:
         ",".join(labels),
         len(dataset.x_test),
     )
+    if base is not None and params.fine_tune is not None:
+        logger.info(
+            "fine-tuning %s for %d epochs, learning rate %g down to 0",
+            base.tag,
+            params.fine_tune.epochs,
+            params.fine_tune.learning_rate,
+        )
 
     revision = code_revision()  # before training: the code that ran, not what was edited meanwhile
     started = time.monotonic()
-    model = train_model(params, x_train, y_train, verbose=config.verbose)
+    if base is None:
+        model = train_model(params, x_train, y_train, verbose=config.verbose)
+    else:
+        model = fine_tune_model(params, base.model, x_train, y_train, verbose=config.verbose)
     duration = time.monotonic() - started
     x_test = dataset.x_test[..., None].astype(np.float32)
     keras_probabilities = model.predict(x_test, batch_size=500, verbose=0)
@@ -135,6 +143,7 @@ def run(config: RunConfig) -> ModelManifest:
                     FeedbackSetRef(id=d.id, sha256=d.sha256, train_size=len(d.x_train), holdout_size=len(d.x_test))
                     for d in feedback_data
                 ],
+                fine_tuned_from=base.ref if base else None,
             ),
             files=files,
         )
@@ -165,6 +174,34 @@ def run(config: RunConfig) -> ModelManifest:
     if config.ship_dir:
         ship(config.out_dir, config.ship_dir)
     return manifest
+
+
+def fine_tune_base(config: RunConfig) -> Base | None:
+    """The verified, loaded base of a fine-tune; None for a run from scratch."""
+    if (config.fine_tune_base is None) != (config.params.fine_tune is None):
+        raise ValueError("RunConfig.fine_tune_base and params.fine_tune go together")
+    if config.fine_tune_base is None:
+        return None
+    if config.out_dir.resolve() == config.fine_tune_base.resolve():
+        raise FineTuneError(
+            f"--out {config.out_dir} is the fine-tune's base: the run would replace the release it starts from; "
+            "write the new release elsewhere (e.g. --out build/model-ft)"
+        )
+    # Seeded before loading: the loaded model's dropout layers take their seeds then.
+    make_reproducible(config.params.seed)
+    return load_base(config.fine_tune_base, [str(n) for n in config.params.numbers])
+
+
+def training_data(config: RunConfig, dataset: Dataset) -> tuple[np.ndarray, np.ndarray, list[Dataset]]:
+    """The data set's training digits (or the first --max-train-samples) and the feedback sets' own."""
+    x_train, y_train = dataset.x_train, dataset.y_train
+    if config.max_train_samples:
+        x_train, y_train = x_train[: config.max_train_samples], y_train[: config.max_train_samples]
+    feedback_data = load_feedback(config.feedback, config.params.numbers)
+    if feedback_data:
+        x_train = np.concatenate([x_train, *(d.x_train for d in feedback_data)])
+        y_train = np.concatenate([y_train, *(d.y_train for d in feedback_data)])
+    return x_train, y_train, feedback_data
 
 
 def load_feedback(paths: tuple[Path, ...], numbers: tuple[int, ...]) -> list[Dataset]:

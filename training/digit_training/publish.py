@@ -107,6 +107,13 @@ def feedback_sets(t: TrainingInfo) -> str:
     )
 
 
+def fine_tuned_from(t: TrainingInfo) -> str:
+    base = t.fine_tuned_from
+    if base is None:
+        return "none (trained from scratch)"
+    return f"{base.name} model-v{base.version} (model.keras sha256 `{base.keras_sha256[:12]}`)"
+
+
 def release_notes(manifest: ModelManifest) -> str:
     m, t = manifest.metrics, manifest.training
     runner = t.runner.kind + (f" (Azure ML job {t.runner.job_id})" if t.runner.job_id else "")
@@ -118,6 +125,7 @@ def release_notes(manifest: ModelManifest) -> str:
         ("data set", f"`{t.dataset.id}` (sha256 `{t.dataset.sha256[:12]}`, {t.dataset.train_size} training digits)"),
         ("accuracy on held-out feedback", feedback_accuracy(m)),
         ("feedback sets", feedback_sets(t)),
+        ("fine-tuned from", fine_tuned_from(t)),
         ("code revision", f"`{t.code_revision}`"),
         ("runner", runner),
     ]

@@ -392,3 +392,13 @@ def test_show_lists_params_feedback_sets_as_inputs(tmp_path: Path, capsys: pytes
     assert "--feedback ${{inputs.feedback_1}}" in shown["component"]["command"]
     # The SDK's YAML writes a local file as "azureml:<path>"; submit uploads a data asset instead.
     assert Path(shown["inputs"]["feedback_1"]["path"].removeprefix("azureml:")) == path.resolve()
+
+
+def test_params_that_fine_tune_are_refused_before_anything_is_uploaded(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The job has no input for a base release: refused at once, not after an upload and a failed job."""
+    params = tmp_path / "params.yaml"
+    params.write_text(PARAMS.read_text() + "fine_tune: {base: ../build/model}\n")
+    assert azureml.main(["show", "--compute", "c", "--params", str(params)]) == 2
+    assert "fine_tune: an Azure ML job cannot fine-tune yet" in caplog.text

@@ -39,9 +39,17 @@ def test_numbers_default_to_all_ten_and_are_sorted(tmp_path: Path) -> None:
         (VALID + "augmentation: {rotation_degrees: 90}\n", r"augmentation\.rotation_degrees: Input should be less"),
         ("- just\n- a list\n", r"expected a mapping"),
         ("epochs: [\n", r"not valid YAML"),
+        (VALID + "fine_tune: {epochs: 3}\n", r"fine_tune\.base: Field required"),
+        (VALID + "fine_tune: {base: ''}\n", r"fine_tune\.base: String should have at least 1 character"),
+        (VALID + "fine_tune: {base: m, epochs: 0}\n", r"fine_tune\.epochs: Input should be greater than or equal to 1"),
+        (VALID + "fine_tune: {base: m, learning_rate: 0}\n", r"fine_tune\.learning_rate: Input should be greater than 0"),
+        (VALID + "fine_tune: {base: m, learning_rate: 2}\n", r"fine_tune\.learning_rate: Input should be less than or equal to 1"),
+        (VALID + "fine_tune: {from: m}\n", r"fine_tune\.base: Field required; fine_tune\.from: Extra inputs are not permitted"),
+        (VALID + "fine_tune: build/model\n", r"fine_tune: Input should be a valid dictionary"),
     ],
     ids=["unknown-digit", "duplicate", "one-digit", "negative-epochs", "not-a-number", "missing", "typo",
-         "rotation", "list", "yaml"],
+         "rotation", "list", "yaml", "fine-tune-no-base", "fine-tune-empty-base", "fine-tune-epochs",
+         "fine-tune-rate-0", "fine-tune-rate-2", "fine-tune-typo", "fine-tune-not-a-mapping"],
 )  # fmt: skip
 def test_bad_params_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
     path = tmp_path / "params.yaml"
@@ -81,3 +89,23 @@ def test_feedback_sets_are_listed_and_left_out_of_the_manifest_when_none(tmp_pat
     params = load_params(path)
     assert params.feedback == ("sets/a/feedback.npz", "sets/b/feedback.npz")
     assert params.model_dump(mode="json")["feedback"] == ["sets/a/feedback.npz", "sets/b/feedback.npz"]
+
+
+def test_fine_tune_defaults_and_is_left_out_of_the_manifest_when_absent(tmp_path: Path) -> None:
+    from digit_training.params import FINE_TUNE_EPOCHS, FINE_TUNE_LEARNING_RATE
+
+    path = tmp_path / "params.yaml"
+    path.write_text(VALID)
+    assert load_params(path).fine_tune is None
+    assert "fine_tune" not in load_params(path).model_dump(mode="json")
+    path.write_text(VALID + "fine_tune: {base: ../build/model}\n")
+    dumped = load_params(path).model_dump(mode="json")["fine_tune"]
+    assert dumped == {"base": "../build/model", "epochs": FINE_TUNE_EPOCHS, "learning_rate": FINE_TUNE_LEARNING_RATE}
+
+
+def test_cli_exits_non_zero_naming_a_bad_fine_tune_value(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "params.yaml"
+    path.write_text(VALID + "fine_tune: {base: build/model, epochs: 0}\n")
+    assert main(["--params", str(path), "--out", str(tmp_path / "out")]) == EXIT_BAD_INPUT
+    assert "fine_tune.epochs: Input should be greater than or equal to 1" in caplog.text
+    assert not (tmp_path / "out").exists()

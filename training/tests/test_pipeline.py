@@ -130,7 +130,8 @@ def test_a_run_with_a_feedback_set_names_it_and_measures_it(tmp_path: Path) -> N
 
 
 def test_a_run_without_feedback_writes_the_manifest_as_before(release: Path) -> None:
-    """No feedback keys at all: older readers of schema_version 1 take the manifest as they did."""
+    """No feedback or fine-tune keys at all: older readers of schema_version 1 take the manifest as they did."""
     raw = json.loads((release / MANIFEST_NAME).read_text())
     assert "feedback" not in raw["metrics"] and "feedback" not in raw["training"]
     assert "feedback" not in raw["training"]["params"]
+    assert "fine_tuned_from" not in raw["training"] and "fine_tune" not in raw["training"]["params"]

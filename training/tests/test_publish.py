@@ -189,8 +189,19 @@ def test_a_bad_release_folder_is_an_error(server, release_dir: Path) -> None:
     assert server.requests == []
 
 
+@pytest.fixture
+def log_filters_restored() -> Iterator[None]:
+    """The poller's logging puts its redacting filter on every root handler, pytest's capturing ones
+    included; those handlers live for the whole session, and the filter folds each record's
+    exc_info into its message, so later tests (api/tests' 500 test) would see no exc_info."""
+    before = {handler: list(handler.filters) for handler in logging.getLogger().handlers}
+    yield
+    for handler, filters in before.items():
+        handler.filters[:] = filters
+
+
 def test_published_release_reaches_the_repository_through_the_poller(
-    server, release_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    server, release_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, log_filters_restored: None
 ) -> None:
     from digit_poller.__main__ import main as poller_main
 
