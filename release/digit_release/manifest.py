@@ -337,7 +337,16 @@ def read_verified_file(model_dir: Path, name: str) -> tuple[ModelManifest, bytes
     """
     model_dir = Path(model_dir)
     manifest = verify_model_dir(model_dir, required=(name,))
-    path = model_dir / name
+    return manifest, read_checked(model_dir, manifest, name)
+
+
+def read_checked(model_dir: Path, manifest: ModelManifest, name: str) -> bytes:
+    """The bytes of `name`, checked against the manifest's size and sha256 as they are read.
+
+    Whoever uses a model file uses these very bytes, so a file replaced between a check and its
+    use cannot slip through. Raises ManifestError naming the problem.
+    """
+    path = Path(model_dir) / name
     try:
         content = path.read_bytes()
     except OSError as exc:
@@ -345,8 +354,8 @@ def read_verified_file(model_dir: Path, name: str) -> tuple[ModelManifest, bytes
     expected = manifest.files[name]
     actual = hashlib.sha256(content).hexdigest()
     if len(content) != expected.size or actual != expected.sha256:
-        raise ManifestError(f"{name}: sha256 {actual} does not match the manifest's {expected.sha256}")
-    return manifest, content
+        raise ManifestError(f"{path}: sha256 {actual} does not match the manifest's {expected.sha256}")
+    return content
 
 
 def install_model(release_dir: Path, model_dir: Path, written: Callable[[str], None] | None = None) -> ModelManifest:

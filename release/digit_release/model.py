@@ -8,14 +8,13 @@ probabilities.
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from pathlib import Path
 
 import numpy as np
 from ai_edge_litert.interpreter import Interpreter
 
-from digit_release.manifest import TFLITE_NAME, ManifestError, ModelManifest, read_manifest
+from digit_release.manifest import TFLITE_NAME, ManifestError, ModelManifest, read_checked, read_manifest
 
 
 class ModelLoadError(RuntimeError):
@@ -72,24 +71,15 @@ class LiteRTModel:
         model_dir = Path(model_dir)
         try:
             manifest = read_manifest(model_dir)
+            # The interpreter gets the very bytes that were hashed.
+            content = read_checked(model_dir, manifest, TFLITE_NAME)
         except ManifestError as exc:
             raise ModelLoadError(str(exc)) from None
-        path = model_dir / TFLITE_NAME
-        try:
-            # The interpreter gets the very bytes that were hashed, so a file replaced between
-            # the check and the load cannot slip through.
-            content = path.read_bytes()
-        except OSError as exc:
-            raise ModelLoadError(f"{path}: {exc.strerror or exc}") from None
-        expected = manifest.files[TFLITE_NAME]
-        actual = hashlib.sha256(content).hexdigest()
-        if len(content) != expected.size or actual != expected.sha256:
-            raise ModelLoadError(f"{path}: sha256 {actual} does not match the manifest's {expected.sha256}")
         try:
             interpreter = Interpreter(model_content=content, num_threads=num_threads)
             interpreter.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
-            raise ModelLoadError(f"{path}: LiteRT cannot load it: {exc}") from None
+            raise ModelLoadError(f"{model_dir / TFLITE_NAME}: LiteRT cannot load it: {exc}") from None
         cls._check_signature(interpreter, manifest)
         return cls(manifest, content, interpreter, num_threads)
 
