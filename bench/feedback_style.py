@@ -1,6 +1,6 @@
 """How many corrections does it take to teach the model a style it misreads?
 
-    .venv/bin/python bench/feedback_style.py                  # N = 5, 10, 20, 40; about 10 minutes
+    .venv/bin/python bench/feedback_style.py                  # N = 5, 10, 20, 40; about 2 minutes
     .venv/bin/python bench/feedback_style.py --counts 10 --held-out 60
     .venv/bin/python bench/feedback_style.py --tune 3@1e-4,10@1e-4,3@3e-4,10@3e-4   # choose the schedule
 
