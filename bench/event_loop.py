@@ -25,7 +25,6 @@ import json
 import multiprocessing
 import multiprocessing.pool
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -36,17 +35,13 @@ from pathlib import Path
 
 import numpy as np
 
+from digit_testing.processes import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 BODIES = 8
 PROBE_INTERVAL = 0.002
 TARGET_MS = 20.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
 
 
 def nested_body(seed: int) -> bytes:

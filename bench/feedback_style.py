@@ -42,15 +42,9 @@ import io
 import json
 import logging
 import math
-import os
-import socket
-import subprocess
-import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import numpy as np
 from playwright.sync_api import expect, sync_playwright
 
@@ -63,6 +57,7 @@ from digit_release.manifest import (
     verify_model_dir,
 )
 from digit_release.model import LiteRTModel
+from digit_testing.processes import running_api
 from digit_training.__main__ import main as train
 from digit_training.data import load_bundled
 from digit_training.feedback import export, read_verdicts
@@ -97,29 +92,6 @@ def variant(rng: np.random.Generator) -> list[list[tuple[float, float]]]:
             )
         strokes.append(points)
     return strokes
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_api(out: Path, database_url: str) -> tuple[subprocess.Popen, str]:
-    port = free_port()
-    env = {**os.environ, "PORT": str(port), "DATABASE_URL": database_url, "MODEL_DIR": str(REPO / "api" / "models")}
-    log = open(out / "api.log", "wb")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen([sys.executable, "-m", "digit_api"], env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.terminate()
-    raise SystemExit(f"the API did not start; see {out / 'api.log'}")
 
 
 def draw_through_the_page(
@@ -357,12 +329,8 @@ def tune(args: argparse.Namespace, base: Path, counts: list[int], database_url: 
 
 
 def drawn(args: argparse.Namespace, counts: list[int], seeds: tuple[int, int]) -> tuple[list[int], np.ndarray]:
-    api, url = start_api(args.out, args.database_url)
-    try:
-        return draw_through_the_page(url, max(counts), args.held_out, seeds)
-    finally:
-        api.terminate()
-        api.wait(timeout=10)
+    with running_api(REPO / "api" / "models", args.out, {"DATABASE_URL": args.database_url}) as api:
+        return draw_through_the_page(api.url, max(counts), args.held_out, seeds)
 
 
 def main(argv: list[str] | None = None) -> int:

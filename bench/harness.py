@@ -18,6 +18,7 @@ import logging
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -157,6 +158,35 @@ class ServerSpec:
     ready_path: str
     routes: list[Route]
     ready_timeout: float = 180.0
+
+
+def api_spec(port: int, database: Path, routes: list[Route], name: str = "this API") -> ServerSpec:
+    """This API as `make run` starts it, one worker, with a feedback file of its own at `database`."""
+    env = {
+        **{"HOST": HOST, "PORT": str(port), "MODEL_DIR": str(MODEL_DIR), "WORKERS": "1"},
+        # The production default: successes are logged at DEBUG by design, client errors at INFO.
+        "LOG_LEVEL": "info",
+        # Not the repository's var/: a benchmark leaves no verdicts behind.
+        "DATABASE_URL": f"sqlite:///{database}",
+    }
+    return ServerSpec("api", name, port, [str(PROJECT_VENV / "bin" / "digit-api")], env, "/readyz", routes)
+
+
+def limit_spec(port: int, routes: list[Route], name: str = "limit server") -> ServerSpec:
+    """The limit server (limit_server.py) on uvicorn with uvloop and httptools, one worker."""
+    argv = [
+        *(str(PROJECT_VENV / "bin" / "python"), "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "limit_server:app"),
+        *("--loop", "uvloop", "--http", "httptools", "--workers", "1", "--no-access-log"),
+        *("--host", HOST, "--port", str(port)),
+    ]
+    return ServerSpec("limit", name, port, argv, {"MODEL_DIR": str(MODEL_DIR)}, "/readyz", routes)
+
+
+def find_wrk() -> str:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise PrerequisiteError("wrk is missing: apt-get install wrk")
+    return wrk
 
 
 def http_request(
@@ -591,7 +621,10 @@ def common_arguments(parser: argparse.ArgumentParser, duration: int, servers: Se
             "--only", action="append", choices=servers, help="run only these servers (repeatable; default all)"
         )
     parser.add_argument(
-        "--duration", type=positive_int, default=duration, help=f"seconds of load per route (default {duration})"
+        "--duration",
+        type=positive_int,
+        default=duration,
+        help=f"seconds of load, per route where there are several (default {duration})",
     )
     parser.add_argument("--connections", type=positive_int, default=16, help="wrk connections (default 16)")
     parser.add_argument("--threads", type=positive_int, default=2, help="wrk threads (default 2)")

@@ -54,10 +54,13 @@ from harness import (
     Route,
     Row,
     ServerSpec,
+    api_spec,
     bench_server,
     checked,
     common_arguments,
+    find_wrk,
     held_out_digit,
+    limit_spec,
     machine,
     now,
     pixels_answer,
@@ -181,18 +184,9 @@ def server_spec(key: str, digit: Digit, model: LiteRTModel, pythons: dict[str, P
     v2 = Route("V2 infer, JSON", f"/v2/models/{name}/infer", v2_json(digit, model.manifest.input.name), v2_answer)
     port = free_port()
     if key == "api":
-        # LOG_LEVEL=info is the service's production default; it logs successes at DEBUG by design.
-        env = {"HOST": HOST, "PORT": str(port), "MODEL_DIR": str(MODEL_DIR), "LOG_LEVEL": "info", "WORKERS": "1"}
-        # Its own feedback file (the routes measured never touch it), not the repository's var/.
-        env["DATABASE_URL"] = f"sqlite:///{PEERS_DIR / 'api-feedback.sqlite3'}"
-        return ServerSpec(key, label, port, [str(PROJECT_VENV / "bin" / "digit-api")], env, "/readyz", [predict, v2])
+        return api_spec(port, PEERS_DIR / "api-feedback.sqlite3", [predict, v2], label)
     if key == "limit":
-        argv = [
-            *(str(PROJECT_VENV / "bin" / "python"), "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "limit_server:app"),
-            *("--loop", "uvloop", "--http", "httptools", "--workers", "1", "--no-access-log"),
-            *("--host", HOST, "--port", str(port)),
-        ]
-        return ServerSpec(key, label, port, argv, {"MODEL_DIR": str(MODEL_DIR)}, "/readyz", [predict, v2])
+        return limit_spec(port, [predict, v2], label)
     if key == "kserve":
         # KServe binds every interface (it takes no host) and opens gRPC too, as it does by default.
         argv = [
@@ -279,9 +273,7 @@ def print_report(rows: Sequence[Row], report: dict[str, Any], args: argparse.Nam
 
 
 def check_prerequisites() -> str:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise PrerequisiteError("wrk is missing: apt-get install wrk")
+    wrk = find_wrk()
     for path in (PROJECT_VENV / "bin" / "digit-api", PROJECT_VENV / "bin" / "python"):
         if not path.exists():
             raise PrerequisiteError(f"{path} is missing: run make setup")

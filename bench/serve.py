@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shutil
 import statistics
 import sys
 import tempfile
@@ -60,11 +59,14 @@ from harness import (
     Row,
     ServerSpec,
     WrkResult,
+    api_spec,
     batch_answer,
     bench_server,
     checked,
     common_arguments,
+    find_wrk,
     held_out_digit,
+    limit_spec,
     machine,
     now,
     pixels_answer,
@@ -116,21 +118,9 @@ def server_spec(key: str, digit: Digit, model: LiteRTModel, work: Path) -> Serve
     python = str(PROJECT_VENV / "bin" / "python")
     routes = routes_for(key, digit, model)
     if key == "api":
-        env = {
-            **{"HOST": HOST, "PORT": str(port), "MODEL_DIR": str(MODEL_DIR), "WORKERS": "1"},
-            # The production default: successes are logged at DEBUG by design, client errors at INFO.
-            "LOG_LEVEL": "info",
-            # Its own feedback file (the routes measured never touch it), not the repository's var/.
-            "DATABASE_URL": f"sqlite:///{work / 'feedback.sqlite3'}",
-        }
-        return ServerSpec(key, NAMES[key], port, [str(PROJECT_VENV / "bin" / "digit-api")], env, "/readyz", routes)
+        return api_spec(port, work / "feedback.sqlite3", routes, NAMES[key])
     if key == "limit":
-        argv = [
-            *(python, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "limit_server:app"),
-            *("--loop", "uvloop", "--http", "httptools", "--workers", "1", "--no-access-log"),
-            *("--host", HOST, "--port", str(port)),
-        ]
-        return ServerSpec(key, NAMES[key], port, argv, {"MODEL_DIR": str(MODEL_DIR)}, "/readyz", routes)
+        return limit_spec(port, routes, NAMES[key])
     argv = [
         *(python, "-m", "uvicorn", "--app-dir", str(BENCH_DIR), "reference_server:app"),
         # uvicorn's defaults (info, access log on), as the reference projects ran it.
@@ -315,9 +305,7 @@ def tflite_sha256(folder: Path) -> str | None:
 
 
 def check_prerequisites(args: argparse.Namespace) -> str:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise PrerequisiteError("wrk is missing: apt-get install wrk")
+    wrk = find_wrk()
     for path in (PROJECT_VENV / "bin" / "digit-api", MODEL_DIR / TFLITE_NAME, MODEL_DIR / MANIFEST_NAME, MNIST):
         if not path.exists():
             raise PrerequisiteError(f"{path} is missing: run make setup")

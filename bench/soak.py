@@ -24,7 +24,6 @@ import io
 import json
 import logging
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -45,19 +44,19 @@ from harness import (
     JSON,
     MNIST,
     MODEL_DIR,
-    PROJECT_VENV,
     ROOT,
     WRK_REQUEST_TIMEOUT,
     BenchError,
     Digit,
     PrerequisiteError,
-    ServerSpec,
+    api_spec,
     checked,
+    common_arguments,
+    find_wrk,
     held_out_digit,
     lua_string,
     machine,
     now,
-    positive_int,
     rss_bytes,
     run_main,
     running,
@@ -160,9 +159,7 @@ def script(digit: Digit, model: LiteRTModel) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    wrk = shutil.which("wrk")
-    if wrk is None:
-        raise PrerequisiteError("wrk is missing: apt-get install wrk")
+    wrk = find_wrk()
     try:
         model = LiteRTModel.load(MODEL_DIR)
     except ModelLoadError as exc:
@@ -176,11 +173,7 @@ def run(args: argparse.Namespace) -> int:
         lua = work / "mix.lua"
         lua.write_text(script(digit, model))
         port = free_port()
-        env = {
-            **{"HOST": HOST, "PORT": str(port), "MODEL_DIR": str(MODEL_DIR), "WORKERS": "1", "LOG_LEVEL": "info"},
-            "DATABASE_URL": f"sqlite:///{work / 'feedback.sqlite3'}",
-        }
-        spec = ServerSpec("api", "this API", port, [str(PROJECT_VENV / "bin" / "digit-api")], env, "/readyz", [])
+        spec = api_spec(port, work / "feedback.sqlite3", [])
         # The server log stays after the run (build/bench/logs/api.log): a 5xx is looked up there.
         with running(spec, ROOT / "build" / "bench" / "logs") as server:
             assert server.process is not None  # noqa: S101 - running() started it
@@ -264,13 +257,8 @@ def print_report(report: dict[str, Any], args: argparse.Namespace) -> None:
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--duration", type=positive_int, default=600, help="seconds of load (default 600)")
+    common_arguments(parser, duration=600)
     parser.add_argument("--interval", type=float, default=5.0, help="seconds between RSS samples (default 5)")
-    parser.add_argument("--connections", type=positive_int, default=16, help="wrk connections (default 16)")
-    parser.add_argument("--threads", type=positive_int, default=2, help="wrk threads (default 2)")
-    parser.add_argument(
-        "--json", action="store_true", help="print the results as JSON on stdout (the table then goes to stderr)"
-    )
     return checked(parser, parser.parse_args(argv))
 
 

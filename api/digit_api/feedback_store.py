@@ -33,8 +33,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import SQLAlchemyError
 
-from digit_release import feedback as release_feedback
 from digit_release.feedback import (
+    STATEMENT_TIMEOUT_MS,
     check_url,
     database_url,
     feedback,
@@ -175,7 +175,7 @@ class FeedbackStore:
         if self._sqlite_writer is None:
             yield
             return
-        wait = release_feedback.STATEMENT_TIMEOUT_MS / 1000
+        wait = STATEMENT_TIMEOUT_MS / 1000
         if not self._sqlite_writer.acquire(timeout=wait):
             message = f"the feedback database ({self.url}) is busy: no turn to write within {wait:g} s"
             logger.warning("%s", message)

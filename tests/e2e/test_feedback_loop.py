@@ -8,7 +8,6 @@ short training run takes the reviewed set; the new model's manifest names that s
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,20 +25,6 @@ from .strokes import DIGITS
 from .test_page import draw, wait_for_digit
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'feedback.sqlite3'}"
-        return
-    from digit_testing import pgserver
-
-    server = pgserver.start_server()
-    try:
-        yield server.create_database("feedback")
-    finally:
-        server.destroy()
 
 
 # Each digit the page knows how to draw, and what the person says it is: the 3 and the 7 are

@@ -144,6 +144,11 @@ def of_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
     return [o for o in objs if o["kind"] == kind]
 
 
+def workloads(objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The Deployments and StatefulSets: what runs pods."""
+    return of_kind(objs, "Deployment") + of_kind(objs, "StatefulSet")
+
+
 def named(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     found = [o for o in of_kind(objs, kind) if o["metadata"]["name"] == name]
     assert len(found) == 1, f"expected one {kind} {name}, found {len(found)}"
@@ -152,7 +157,7 @@ def named(objs: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
 
 def containers(objs: list[dict[str, Any]]) -> Iterator[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]]:
     """(workload, pod spec, container) for every container and init container of Deployments and StatefulSets."""
-    deployments = of_kind(objs, "Deployment") + of_kind(objs, "StatefulSet")
+    deployments = workloads(objs)
     assert deployments
     for deployment in deployments:
         pod = deployment["spec"]["template"]["spec"]
@@ -178,7 +183,7 @@ def selected_deployment(objs: list[dict[str, Any]], selector: dict[str, str]) ->
     """The one Deployment whose pods a matchLabels-style selector selects."""
     matches = [
         d
-        for d in of_kind(objs, "Deployment") + of_kind(objs, "StatefulSet")
+        for d in workloads(objs)
         if selector.items() <= d["spec"]["template"]["metadata"].get("labels", {}).items()
     ]
     assert len(matches) == 1, f"selector {selector} selects {len(matches)} workloads"
@@ -411,7 +416,7 @@ def test_services_reach_declared_container_ports(objects: list[dict[str, Any]]) 
 
 
 def test_selectors_use_only_the_name_label_and_match_the_pods(objects: list[dict[str, Any]]) -> None:
-    for deployment in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet"):
+    for deployment in workloads(objects):
         name = deployment["metadata"]["name"]
         selector = name_only(deployment["spec"]["selector"], f"Deployment {name}")
         pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
@@ -434,7 +439,7 @@ def test_selectors_use_only_the_name_label_and_match_the_pods(objects: list[dict
 
 
 def test_no_pod_gets_a_service_account_token(objects: list[dict[str, Any]]) -> None:
-    for deployment in of_kind(objects, "Deployment") + of_kind(objects, "StatefulSet"):
+    for deployment in workloads(objects):
         pod = deployment["spec"]["template"]["spec"]
         account_name = pod.get("serviceAccountName")
         assert account_name and account_name != "default", deployment["metadata"]["name"]

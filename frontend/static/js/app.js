@@ -105,7 +105,7 @@ async function giveVerdict(label) {
 }
 
 function showAnswer(body, version, ms, pixels, requestId) {
-  const labels = [...ui.bars.children].map((item) => item.dataset.label);
+  const labels = labelsShown();
   if (labels.length !== body.probabilities.length) buildBars(body.probabilities.map((_, i) => String(i)));
   ui.prediction.textContent = String(body.prediction);
   ui.probability.textContent = `${(100 * body.probability).toFixed(1)} % sure`;
