@@ -16,6 +16,7 @@ order, little-endian, row-major. Outputs come back the same way when the request
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -293,9 +294,14 @@ def parameter_object(value: Any, where: str) -> Any:
     for name in UNSUPPORTED_PARAMETERS:
         if name in names:
             raise ProtocolError(f"{where}.{name} is not supported by this server")
+    if any("\x00" in name for name in names):
+        # simdjson looks a name up as a C string: one holding U+0000 would not be found (or would
+        # find another). Such an object is read whole instead; its values are checked the same way.
+        pairs: Iterable[tuple[str, Any]] = value.items()
+    else:
+        pairs = ((name, value[name]) for name in names)
     checked = {}
-    for name in names:
-        item = value[name]
+    for name, item in pairs:
         number = isinstance(item, int | float) and abs(item) <= PARAMETER_NUMBER_LIMIT
         if not (number or isinstance(item, bool | str)):
             raise ProtocolError(f"{where}.{shown(name)}: a parameter is a boolean, a string or a number within ±2**63")

@@ -124,6 +124,7 @@ def cases(version: str) -> list[tuple[str, str, object, dict[str, str]]]:
         ("v2-wrong-shape", infer, v2(GOOD, shape=[2, 784]), J),
         ("v2-wrong-input-name", infer, v2(GOOD).replace(b'"pixels"', b'"image"'), J),
         ("v2-not-json", infer, b"{", J),
+        ("v2-parameter-name-nul", infer, v2(GOOD, parameters={"\x00": 1}), J),
         ("v2-empty", infer, b"", J),
         ("v2-declared-too-large", infer, v2(GOOD), {**J, "Content-Length": str(MAX_BODY_BYTES + 1)}),
         ("v2-chunked-too-large", infer, Chunked(b'{"inputs":[' + b" " * MAX_BODY_BYTES), J),

@@ -427,6 +427,16 @@ def test_protocol_parameters_that_do_not_concern_this_server_are_ignored(client)
     assert client.post(INFER, json=body).status_code == 200
 
 
+def test_a_parameter_named_with_a_nul_is_read_like_any_other(client) -> None:
+    """Found by schemathesis: simdjson looks names up as C strings, and such a name was a 500."""
+    body = {"inputs": [TENSOR], "parameters": {"\x00": 1, "a\x00b": "x", "a": True}}
+    assert client.post(INFER, json=body).status_code == 200
+    body["parameters"] = {"a": True, "a\x00": [1, 2]}
+    response = client.post(INFER, json=body)
+    assert response.status_code == 400
+    assert "a parameter is a boolean, a string or a number" in response.json()["error"]
+
+
 @pytest.mark.parametrize(
     ("raw", "message"),
     [
