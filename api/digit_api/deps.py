@@ -11,11 +11,10 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
-from pydantic import TypeAdapter, ValidationError
+from pydantic import TypeAdapter
 
-from digit_api.errors import ClientError, invalid_body
-from digit_api.jsonread import JSON_WHITESPACE
 from digit_api.metrics import ServiceMetrics
+from digit_api.predict_codec import checked_body
 from digit_api.serving import Predictions, require_json
 from digit_api.store import ModelStore
 from digit_release.model import LiteRTModel
@@ -53,13 +52,8 @@ def json_body(adapter: TypeAdapter[T]) -> Callable[[Request], Awaitable[T]]:
 
     async def parse(request: Request) -> T:
         require_json(request.headers.get("content-type"))
-        raw = await request.body()
-        if not raw.strip(JSON_WHITESPACE):
-            raise ClientError(422, "body is empty: send JSON", [{"loc": "body", "msg": "Field required"}])
-        try:
-            return adapter.validate_json(raw)
-        except ValidationError as exc:
-            raise invalid_body(exc) from None
+        value: T = checked_body(await request.body(), adapter)
+        return value
 
     return parse
 

@@ -9,7 +9,7 @@ handlers, the prediction path and the service middleware all go through it.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -107,20 +107,30 @@ def invalid_body(exc: ValidationError, prefix: tuple[str, ...] = ("body",)) -> C
     return invalid([{**e, "loc": (*prefix, *e["loc"])} for e in exc.errors(include_url=False, include_input=False)])
 
 
-def handler(refusal: Callable[[Any], ClientError]) -> Callable[[Request, Exception], Awaitable[Response]]:
-    """A FastAPI exception handler that answers an exception as the refusal it stands for."""
+def refusal(exc: Exception) -> ClientError:
+    """The refusal an exception stands for, the same whichever door the request came through."""
+    if isinstance(exc, ClientError):
+        return exc
+    if isinstance(exc, RequestValidationError):
+        return invalid(list(exc.errors()))
+    if isinstance(exc, HTTPException):  # the body limit's 413, a body that does not decompress, 404s
+        return ClientError(exc.status_code, str(exc.detail), headers=exc.headers)
+    if isinstance(exc, NotReady):
+        return ClientError(503, f"no model is ready: {exc}")
+    if isinstance(exc, PreprocessError):
+        return ClientError(422, str(exc))
+    raise TypeError(f"{type(exc).__name__} is not a refusal") from exc
 
-    async def handle(request: Request, exc: Exception) -> Response:
-        return error_response(request.scope, refusal(exc))
 
-    return handle
+# What `refusal` answers; anything else raised by a route is a 500.
+REFUSED = (ClientError, RequestValidationError, HTTPException, NotReady, PreprocessError)
+
+
+async def handle(request: Request, exc: Exception) -> Response:
+    """FastAPI's exception handler for every refusal."""
+    return error_response(request.scope, refusal(exc))
 
 
 def install(app: FastAPI) -> None:
-    app.add_exception_handler(ClientError, handler(lambda exc: exc))
-    app.add_exception_handler(RequestValidationError, handler(lambda exc: invalid(list(exc.errors()))))
-    app.add_exception_handler(
-        HTTPException, handler(lambda exc: ClientError(exc.status_code, str(exc.detail), headers=exc.headers))
-    )
-    app.add_exception_handler(NotReady, handler(lambda exc: ClientError(503, f"no model is ready: {exc}")))
-    app.add_exception_handler(PreprocessError, handler(lambda exc: ClientError(422, str(exc))))
+    for kind in REFUSED:
+        app.add_exception_handler(kind, handle)

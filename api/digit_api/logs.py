@@ -8,6 +8,9 @@ from contextvars import ContextVar
 
 from pythonjsonlogger.json import JsonFormatter
 
+# What a client may send as X-Request-Id to have it kept (anything else is replaced by a fresh id).
+REQUEST_ID_PATTERN = r"[A-Za-z0-9._-]{1,128}"
+
 request_id: ContextVar[str] = ContextVar("request_id", default="-")
 
 

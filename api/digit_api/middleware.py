@@ -18,11 +18,11 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from digit_api.errors import ClientError, error_body
-from digit_api.logs import request_id
+from digit_api.errors import REFUSED, error_body, refusal
+from digit_api.logs import REQUEST_ID_PATTERN, request_id
 from digit_api.metrics import ServiceMetrics
 from digit_api.serving import Reply, Shortcut
-from digit_api.store import ModelStore, NotReady
+from digit_api.store import ModelStore
 
 access_log = logging.getLogger("digit_api.access")
 logger = logging.getLogger(__name__)
@@ -37,7 +37,7 @@ COUNTED_METHODS = frozenset({"GET", "HEAD", "POST"})
 GZIP_WBITS, ZLIB_WBITS, RAW_DEFLATE_WBITS = 16 + zlib.MAX_WBITS, zlib.MAX_WBITS, -zlib.MAX_WBITS
 CODINGS = ("gzip", "x-gzip", "deflate")
 # A client's X-Request-Id is kept only if it is short and plain, so logs cannot be forged with it.
-VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,128}")
+VALID_REQUEST_ID = re.compile(REQUEST_ID_PATTERN)
 
 
 class BodyTooLarge(HTTPException):
@@ -152,18 +152,21 @@ class ServiceMiddleware:
             await send_with_headers(message)
 
         try:
-            refusal = self._refusal(headers)
-            chosen = self.shortcut.route(scope) if refusal is None and self.shortcut is not None else None
-            if refusal is not None:
-                await self._reply(send_with_headers, scope, *refusal)
-            elif chosen is not None:
-                scope, inflater = self._decoding(scope, headers)
-                # Counted under the documented route's path, as FastAPI's routing would have it.
-                route_path = chosen[1]
-                status = await self._shortcut(scope, self._limited(receive, inflater), send, rid, chosen)
+            coding = headers.get("content-encoding", "identity").strip().lower()
+            refused = self._refusal(headers, coding)
+            if refused is not None:
+                await self._reply(send_with_headers, scope, *refused)
             else:
-                scope, inflater = self._decoding(scope, headers)
-                await self.app(scope, self._limited(receive, inflater), send_tracked)
+                chosen = self.shortcut.route(scope) if self.shortcut is not None else None
+                scope, inflater = self._decoding(scope, coding)
+                if chosen is not None:
+                    # Counted under the documented route's path, as FastAPI's routing would have it.
+                    route_path = chosen[1]
+                    status = await self._shortcut(
+                        scope, self._limited(receive, inflater), send, rid, chosen, headers=headers
+                    )
+                else:
+                    await self.app(scope, self._limited(receive, inflater), send_tracked)
         except ClientDisconnect:
             # The client went away mid-body: no answer can reach it, and it is no server error.
             # Counted as nginx counts it, 499 "client closed request".
@@ -200,28 +203,26 @@ class ServiceMiddleware:
                 extra={"method": scope["method"], "path": path, "status": status, "duration_ms": elapsed * 1000},
             )
 
-    async def _shortcut(self, scope: Scope, receive: Receive, send: Send, rid: str, chosen: tuple[Any, ...]) -> int:
+    async def _shortcut(
+        self, scope: Scope, receive: Receive, send: Send, rid: str, chosen: tuple[Any, ...], *, headers: Headers
+    ) -> int:
         """The prediction path without FastAPI, its refusals answered as FastAPI's handlers answer them: the status."""
-        reply = await self._shortcut_reply(scope, receive, chosen)
+        reply = await self._shortcut_reply(scope, receive, chosen, headers)
         await send_reply(send, reply, rid, self.store.version)
         return reply.status
 
-    async def _shortcut_reply(self, scope: Scope, receive: Receive, chosen: tuple[Any, ...]) -> Reply:
+    async def _shortcut_reply(self, scope: Scope, receive: Receive, chosen: tuple[Any, ...], headers: Headers) -> Reply:
         assert self.shortcut is not None  # noqa: S101 - it chose the route
         handler, _, match = chosen
         try:
-            return await self.shortcut.handle(scope, receive, handler, match)
-        except ClientError as exc:
-            error = exc
-        except HTTPException as exc:  # the body limit's 413, a body that does not decompress
-            error = ClientError(exc.status_code, str(exc.detail), headers=exc.headers)
-        except NotReady as exc:
-            error = ClientError(503, f"no model is ready: {exc}")
+            return await self.shortcut.handle(receive, handler, match, headers)
+        except REFUSED as exc:
+            error = refusal(exc)
         status, body = error_body(scope, error.status, error.detail, error.errors)
-        headers = (("content-type", "application/json"), *((k.lower(), v) for k, v in error.headers.items()))
-        return Reply(status, body, headers)
+        sent = (("content-type", "application/json"), *((k.lower(), v) for k, v in error.headers.items()))
+        return Reply(status, body, sent)
 
-    def _refusal(self, headers: Headers) -> tuple[int, str] | None:
+    def _refusal(self, headers: Headers, coding: str) -> tuple[int, str] | None:
         """A request refused on its headers alone: a body declared too large, or in a coding not read."""
         length = headers.get("content-length")
         # ASCII digits only ("²" is a digit to isdigit()); a 19-digit length is over any limit, and
@@ -233,14 +234,12 @@ class ServiceMiddleware:
             and (len(length) > 18 or int(length) > self.max_body_bytes)
         ):
             return 413, too_large_message(self.max_body_bytes)
-        coding = headers.get("content-encoding", "identity").strip().lower()
         if coding not in ("identity", "", *CODINGS):
             return 415, f"Content-Encoding {coding[:40]!r} is not supported: send gzip, deflate or identity"
         return None
 
-    def _decoding(self, scope: Scope, headers: Headers) -> tuple[Scope, Inflater | None]:
-        """The scope the routes see and the inflater of a compressed body (None for a plain one)."""
-        coding = headers.get("content-encoding", "identity").strip().lower()
+    def _decoding(self, scope: Scope, coding: str) -> tuple[Scope, Inflater | None]:
+        """The scope the routes see and the inflater of a body in `coding` (None for a plain one)."""
         if coding not in CODINGS:
             return scope, None
         # The routes read the decompressed body: its coding and length are no longer true.

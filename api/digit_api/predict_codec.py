@@ -78,7 +78,7 @@ def read_pixels(body: bytes) -> np.ndarray:
         del document
     if pixels is not None:
         return pixels.reshape(1, PIXELS)
-    parsed = _checked(body, PREDICT_BODY_FAST, PREDICT_BODY)
+    parsed = checked_body(body, PREDICT_BODY_FAST, PREDICT_BODY)
     return np.asarray(parsed if isinstance(parsed, list) else parsed.pixels, dtype=np.float32).reshape(1, PIXELS)
 
 
@@ -94,11 +94,14 @@ def read_instances(body: bytes) -> np.ndarray:
         instances = None
     if pixels is not None:
         return pixels.reshape(rows, PIXELS)
-    return np.asarray(_checked(body, BATCH_BODY, None).instances, dtype=np.float32).reshape(-1, PIXELS)
+    return np.asarray(checked_body(body, BATCH_BODY, None).instances, dtype=np.float32).reshape(-1, PIXELS)
 
 
-def _checked(body: bytes, adapter: TypeAdapter[Any], explain: TypeAdapter[Any] | None) -> Any:
-    """What pydantic makes of a body the fast reader did not take: its pixels, or its errors."""
+def checked_body(body: bytes, adapter: TypeAdapter[Any], explain: TypeAdapter[Any] | None = None) -> Any:
+    """What pydantic makes of a JSON body (one the fast reader did not take): its value, or its errors.
+
+    `explain`: a stricter model whose errors say more, asked only when `adapter` refuses the body.
+    """
     if not body.strip(JSON_WHITESPACE):
         raise ClientError(422, "body is empty: send JSON", [{"loc": "body", "msg": "Field required"}])
     try:

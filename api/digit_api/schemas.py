@@ -21,6 +21,8 @@ from pydantic import (
 )
 
 from digit_api.config import MAX_BATCH
+from digit_api.logs import REQUEST_ID_PATTERN
+from digit_api.v2_codec import MAX_ID_LENGTH, MAX_PARAMETERS, PARAMETER_NUMBER_LIMIT, SHAPES
 from digit_release.manifest import PIXELS, InputSpec, OutputSpec
 
 # The pixel contract: a number (not a string, not a bool), finite, 0 = background to 255 = full ink.
@@ -144,11 +146,11 @@ PROBLEMS: dict[int | str, dict[str, Any]] = {status: {"model": Problem} for stat
 # what the parser reads exactly (64-bit integers), so the document says just what is accepted.
 V2ParameterValue = (
     StrictBool
-    | Annotated[int, Strict(), Field(ge=-(2**63), le=2**63)]
-    | Annotated[float, Strict(), Field(ge=-(2**63), le=2**63)]
+    | Annotated[int, Strict(), Field(ge=-PARAMETER_NUMBER_LIMIT, le=PARAMETER_NUMBER_LIMIT)]
+    | Annotated[float, Strict(), Field(ge=-PARAMETER_NUMBER_LIMIT, le=PARAMETER_NUMBER_LIMIT)]
     | StrictStr
 )
-V2Parameters = Annotated[dict[str, V2ParameterValue], Field(max_length=64)]
+V2Parameters = Annotated[dict[str, V2ParameterValue], Field(max_length=MAX_PARAMETERS)]
 V2_INPUT = InputSpec.model_fields["name"].default  # the manifest's tensor names (the pixel contract)
 V2_OUTPUT = OutputSpec.model_fields["name"].default
 BatchSize = Annotated[int, Field(ge=1, le=MAX_BATCH)]
@@ -177,7 +179,7 @@ def _tensor(datatype: str, number: Any, image_shape: bool) -> type[BaseModel]:
             list[Annotated[list[number], Field(min_length=PIXELS, max_length=PIXELS)]],
             Field(min_length=1, max_length=MAX_BATCH),
         ]
-    text = "[N, 28, 28, 1]" if image_shape else "[N, 784]"
+    text = SHAPES[1] if image_shape else SHAPES[0]
     # Literal types built from values: typed as Any, which is what create_model's fields take.
     name: Any = Literal[V2_INPUT]
     kind: Any = Literal[datatype]
@@ -210,7 +212,7 @@ V2Tensor = (
 class V2RequestParameters(BaseModel):
     """Other parameters (priority, timeout, ...) are accepted and ignored."""
 
-    model_config = ConfigDict(extra="allow", json_schema_extra={"maxProperties": 64})
+    model_config = ConfigDict(extra="allow", json_schema_extra={"maxProperties": MAX_PARAMETERS})
     __pydantic_extra__: dict[str, V2ParameterValue]
     binary_data_output: StrictBool = Field(
         False, description="answer every output in binary (application/octet-stream), unless an output says otherwise"
@@ -218,7 +220,7 @@ class V2RequestParameters(BaseModel):
 
 
 class V2OutputParameters(BaseModel):
-    model_config = ConfigDict(extra="allow", json_schema_extra={"maxProperties": 64})
+    model_config = ConfigDict(extra="allow", json_schema_extra={"maxProperties": MAX_PARAMETERS})
     __pydantic_extra__: dict[str, V2ParameterValue]
     binary_data: StrictBool = Field(False, description="answer this output in binary")
 
@@ -231,7 +233,7 @@ class V2RequestedOutput(BaseModel):
 
 class V2InferRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    id: str | None = Field(None, max_length=256, description="echoed in the answer")
+    id: str | None = Field(None, max_length=MAX_ID_LENGTH, description="echoed in the answer")
     model_name: str | None = Field(None, description="kserve's client sends it; not read: the path names the model")
     parameters: V2RequestParameters | None = None
     inputs: Annotated[  # type: ignore[valid-type]
@@ -274,7 +276,7 @@ class FeedbackIn(BaseModel):
         ge=0, le=9, description="the digit it is, one of GET /model's labels"
     )
     request_id: str | None = Field(
-        None, pattern=r"^[A-Za-z0-9._-]{1,128}$", description="X-Request-Id of the prediction this verdict is on"
+        None, pattern=f"^{REQUEST_ID_PATTERN}$", description="X-Request-Id of the prediction this verdict is on"
     )
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -156,23 +156,23 @@ class Predictions:
 
 
 Match = re.Match[str] | None
-Handler = Callable[[Predictions, bytes, dict[str, str], Match], Awaitable[Reply]]
+Handler = Callable[[Predictions, bytes, Mapping[str, str], Match], Awaitable[Reply]]
 INFER_PATH = re.compile(r"/v2/models/(?P<name>[^/]+)(?:/versions/(?P<version>[^/]+))?/infer")
 
 
 async def _predict(
-    predictions: Predictions, body: bytes, headers: dict[str, str], match: re.Match[str] | None
+    predictions: Predictions, body: bytes, headers: Mapping[str, str], match: re.Match[str] | None
 ) -> Reply:
     return await predictions.predict(body, headers.get("content-type"))
 
 
 async def _predict_batch(
-    predictions: Predictions, body: bytes, headers: dict[str, str], match: re.Match[str] | None
+    predictions: Predictions, body: bytes, headers: Mapping[str, str], match: re.Match[str] | None
 ) -> Reply:
     return await predictions.predict_batch(body, headers.get("content-type"))
 
 
-async def _infer(predictions: Predictions, body: bytes, headers: dict[str, str], match: Match) -> Reply:
+async def _infer(predictions: Predictions, body: bytes, headers: Mapping[str, str], match: Match) -> Reply:
     assert match is not None  # noqa: S101 - the shortcut matched the path before it chose this handler
     return await predictions.infer(body, headers.get(HEADER_LENGTH), match["name"], match["version"])
 
@@ -212,7 +212,12 @@ class Shortcut:
             return None
         return _infer, self.INFER_ROUTES[match["version"] is not None], match
 
-    async def handle(self, scope: Scope, receive: Receive, handler: Handler, match: Match) -> Reply:
+    async def handle(self, receive: Receive, handler: Handler, match: Match, headers: Mapping[str, str]) -> Reply:
+        """The request's body read whole, then answered by `handler`.
+
+        `headers`: the request's, a header sent twice read by its first value (Starlette's Headers
+        as the middleware has them, as the documented routes read them).
+        """
         chunks = []
         while True:
             message = await receive()
@@ -223,8 +228,4 @@ class Shortcut:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        # A header sent twice counts by its first value, as Starlette's Headers.get reads it.
-        headers: dict[str, str] = {}
-        for name, value in scope["headers"]:
-            headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
         return await handler(self.predictions, b"".join(chunks), headers, match)

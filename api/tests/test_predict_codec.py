@@ -17,7 +17,14 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from digit_api.errors import ClientError
-from digit_api.predict_codec import BATCH_BODY, PREDICT_BODY, PREDICT_BODY_FAST, _checked, read_instances, read_pixels
+from digit_api.predict_codec import (
+    BATCH_BODY,
+    PREDICT_BODY,
+    PREDICT_BODY_FAST,
+    checked_body,
+    read_instances,
+    read_pixels,
+)
 
 PIXELS = 784
 GOOD = [(i * 37) % 256 for i in range(PIXELS)]
@@ -40,7 +47,7 @@ NUMBER_TEXT = st.one_of(
 def reference(body: bytes, adapter, explain) -> tuple[str, Any]:
     """What pydantic alone makes of a body: its pixels, or the error the client would read."""
     try:
-        parsed = _checked(body, adapter, explain)
+        parsed = checked_body(body, adapter, explain)
     except ClientError as exc:
         return "error", (exc.status, exc.detail, exc.errors)
     if hasattr(parsed, "instances"):

@@ -18,7 +18,7 @@ from digit_api import __version__
 from digit_api.deps import Model, PredictionsDep, Store, openapi_body
 from digit_api.routes.predict import sent
 from digit_api.schemas import V2Error, V2InferRequest, V2InferResponse
-from digit_api.serving import served
+from digit_api.serving import MAX_NAME, MAX_VERSION, served
 from digit_api.v2_codec import HEADER_LENGTH, SHAPES
 from digit_release.model import LiteRTModel
 
@@ -48,8 +48,12 @@ INFER_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 # Bounded, as names and versions are (a manifest's name, a release's number): the bound is what the
 # document can state, and what the route checks (400 past it).
-Name = Annotated[str, Path(max_length=128, description="the model's name (GET /model has it)", examples=["mnist-cnn"])]
-Version = Annotated[str, Path(max_length=64, description="a version; only the loaded one is served", examples=["1"])]
+Name = Annotated[
+    str, Path(max_length=MAX_NAME, description="the model's name (GET /model has it)", examples=["mnist-cnn"])
+]
+Version = Annotated[
+    str, Path(max_length=MAX_VERSION, description="a version; only the loaded one is served", examples=["1"])
+]
 INFER_BODY = openapi_body(TypeAdapter(V2InferRequest))
 INFER_BODY["requestBody"]["description"] = (
     "An inference request in JSON, whatever the Content-Type. With the binary tensor data extension, "
