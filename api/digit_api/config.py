@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     @classmethod
     def _usable_url(cls, url: str) -> str:
         # A typo is a deploy error worth stopping for; an unreachable database is not (503s only).
-        from digit_api.feedback_store import check_url  # noqa: PLC0415 (keeps SQLAlchemy off this import)
+        from digit_release.feedback import check_url  # noqa: PLC0415 (keeps SQLAlchemy off this import)
 
         return check_url(url)
 

@@ -35,19 +35,12 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from digit_release.feedback import (
     STATEMENT_TIMEOUT_MS,
-    check_url,
-    database_url,
     feedback,
     feedback_id,
     make_engine,
-    metadata,
     redacted,
     short,
-    to_uint8,
 )
-
-__all__ = ["FeedbackStore", "FeedbackUnavailable", "check_url", "database_url", "feedback", "feedback_id"]
-__all__ += ["make_engine", "metadata", "redacted", "short", "to_uint8"]
 
 logger = logging.getLogger(__name__)
 
@@ -135,9 +128,9 @@ class FeedbackStore:
             if time.monotonic() - self._failed_at < RETRY_AFTER_SECONDS:
                 raise FeedbackUnavailable(self._failure)
             try:
-                database = self.engine.url.database
-                if self.backend == "sqlite" and database and database != ":memory:":
-                    Path(database).parent.mkdir(parents=True, exist_ok=True)  # make run needs no set-up
+                database = sqlite_file(self.engine)
+                if database is not None:
+                    database.parent.mkdir(parents=True, exist_ok=True)  # make run needs no set-up
                 if self._migrate:
                     upgrade(self.engine)
                 else:
@@ -260,19 +253,19 @@ def heard_by(connection: Any, model_version: str) -> Heard:
 
 
 def insert_ignoring_duplicates(backend: str, row: dict[str, Any]) -> Any:
-    # Each dialect's INSERT ... ON CONFLICT DO NOTHING, the same statement in both.
-    if backend == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert as postgresql_insert  # noqa: PLC0415
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, in the backend's dialect."""
+    from sqlalchemy.dialects import postgresql, sqlite  # noqa: PLC0415
 
-        return (
-            postgresql_insert(feedback)
-            .values(**row)
-            .on_conflict_do_nothing(index_elements=["id"])
-            .returning(feedback.c.id)
-        )
-    from sqlalchemy.dialects.sqlite import insert as sqlite_insert  # noqa: PLC0415
+    dialect: Any = postgresql if backend == "postgresql" else sqlite
+    return dialect.insert(feedback).values(**row).on_conflict_do_nothing(index_elements=["id"]).returning(feedback.c.id)
 
-    return sqlite_insert(feedback).values(**row).on_conflict_do_nothing(index_elements=["id"]).returning(feedback.c.id)
+
+def sqlite_file(engine: Engine) -> Path | None:
+    """The file of a SQLite database; None for another backend or an in-memory one."""
+    database = engine.url.database
+    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+        return None
+    return Path(database)
 
 
 def version_order(version: str) -> tuple[int, str]:
@@ -306,8 +299,8 @@ def current_revision(engine: Engine) -> str | None:
 @contextlib.contextmanager
 def _file_lock(engine: Engine) -> Iterator[None]:
     """SQLite: several worker processes of one machine take turns through a lock file beside the database."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
+    database = sqlite_file(engine)
+    if database is None:
         yield
         return
     with open(f"{database}.migrate-lock", "a") as handle:

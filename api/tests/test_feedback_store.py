@@ -12,12 +12,10 @@ from sqlalchemy import event, inspect
 from digit_api.feedback_store import (
     FeedbackStore,
     current_revision,
-    feedback_id,
     head_revision,
-    redacted,
-    to_uint8,
     upgrade,
 )
+from digit_release.feedback import feedback_id, redacted, to_uint8
 
 
 def add(store: FeedbackStore, label: int, prediction: int, seed: int, version: str = "1"):

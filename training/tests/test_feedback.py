@@ -11,7 +11,8 @@ import pytest
 from PIL import Image
 from sqlalchemy.engine import make_url
 
-from digit_api.feedback_store import FeedbackStore, to_uint8
+from digit_api.feedback_store import FeedbackStore
+from digit_release.feedback import to_uint8
 from digit_release.model import LiteRTModel
 from digit_training import feedback
 from digit_training.data import DataError, held_out, read_npz

@@ -15,8 +15,9 @@ from fastapi import APIRouter, Depends, HTTPException, Request, Response
 from pydantic import TypeAdapter
 
 from digit_api.deps import MetricsDep, Model, Store, json_body, openapi_body
-from digit_api.feedback_store import FeedbackStore, FeedbackUnavailable, to_uint8
+from digit_api.feedback_store import FeedbackStore, FeedbackUnavailable
 from digit_api.schemas import PROBLEMS, FeedbackIn, FeedbackOut, FeedbackStats, Problem
+from digit_release.feedback import to_uint8
 
 router = APIRouter(tags=["feedback"])
 FEEDBACK_BODY = TypeAdapter(FeedbackIn)

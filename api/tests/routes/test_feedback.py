@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from sqlalchemy import create_engine, inspect, select
 
-from digit_api.feedback_store import database_url as to_url
-from digit_api.feedback_store import feedback as table
+from digit_api.feedback_store import RETRY_AFTER_SECONDS
+from digit_release.feedback import database_url as to_url
+from digit_release.feedback import feedback as table
 
 
 @pytest.fixture
@@ -21,12 +22,12 @@ def served(make_client, shipped_model_dir: Path, database_url: str):
 
 
 @pytest.fixture(scope="module")
-def misread(held_out_digits) -> tuple[list[int], int, int]:
+def misread(held_out_digits, shipped_model_dir: Path) -> tuple[list[int], int, int]:
     """A held-out digit the shipped model gets wrong: its pixels, its true label, the model's answer."""
     from digit_release.model import LiteRTModel
 
     images, labels = held_out_digits
-    model = LiteRTModel.load(Path(__file__).resolve().parents[2] / "models")
+    model = LiteRTModel.load(shipped_model_dir)
     predicted = model.predict(images.reshape(-1, 784)).argmax(axis=1)
     i = int(np.flatnonzero(predicted != labels)[0])
     return images[i].ravel().tolist(), int(labels[i]), int(predicted[i])
@@ -246,7 +247,7 @@ def test_postgresql_going_down_and_coming_back_loses_nothing(
         postgres_server.start()
     import time
 
-    time.sleep(2.1)  # the store waits this long after a failure before it tries the database again
+    time.sleep(RETRY_AFTER_SECONDS + 0.1)  # after a failure the store waits this long before it tries again
     back = client.post("/feedback", json={"pixels": misread[0], "label": misread[1]})
     assert back.status_code == 201, back.text
     assert back.json()["heard"] == {"model_version": "1", "confirmed": 1, "corrected": 1, "accuracy": 0.5}
