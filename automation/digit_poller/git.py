@@ -293,9 +293,8 @@ class Clone:
     def _refuse_foreign_work(self) -> None:
         """Without a journal, every change, a branch of someone's checked out, and every local commit
         without the trailer that the remote never had, is someone else's."""
-        status = self.git("status", "--porcelain", "--untracked-files=all").stdout.splitlines()
-        if status:
-            paths = [line[3:] for line in status]
+        paths = self._changed_paths()
+        if paths:
             raise ForeignWork(
                 f"{self.path} holds changes the poller did not make ({_listing(paths)}). REPO_PATH must be "
                 f"the poller's own clone: keep that work elsewhere (git -C {self.path} stash --include-untracked), "

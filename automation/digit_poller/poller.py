@@ -20,6 +20,7 @@ pushed, or put back; a run killed outright is put right by the next one (see git
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import math
@@ -275,7 +276,7 @@ def _poll_source(
     to_try = candidates(releases, current_version, request, state.get("pinned"))
     pins = request.pin is not None or request.rollback or request.unpin
     follows_latest = not pins and state.get("pinned") is None
-    remembered: dict[str, Any] = state["rejected"] if isinstance(state.get("rejected"), dict) else {}
+    remembered = rejections(state)
     if follows_latest:
         to_try = [r for r in to_try if not _still_rejected(config, current, r, remembered.get(r.tag))]
     if not to_try:
@@ -289,11 +290,13 @@ def _poll_source(
         logger.info("dry run: would download, check and install the first that passes of %s; nothing changed", tags)
         return Exit.OK
 
+    # The bar every candidate must clear, measured once, and only when a candidate is in hand.
+    bar = functools.cache(lambda: measured_accuracy(clone, config.state_dir, config.data_path))
     rejected = False
     for target in to_try[: config.max_candidates]:
         logger.info("candidate %s from %s (in service: v%s)", target.tag, source.name, current_version)
         try:
-            verdict = _check(config, source, clone, target, current, follows_latest=follows_latest)
+            verdict = _check(config, source, target, current, bar if follows_latest else None)
         except Rejected as exc:
             logger.error("rejected %s: %s", target.tag, exc)
             _remember(config, target, policy_of(config, current, exc.depends_on), exc, releases)
@@ -306,6 +309,12 @@ def _poll_source(
             save_pin(config, None if request.unpin else target.version)
         break
     return Exit.REJECTED if rejected else Exit.OK
+
+
+def rejections(state: dict[str, Any]) -> dict[str, Any]:
+    """The verdicts on rejected releases the state file remembers, by tag (none if it holds no object)."""
+    rejected = state.get("rejected")
+    return rejected if isinstance(rejected, dict) else {}
 
 
 def _still_rejected(config: PollerConfig, current: ModelManifest | None, release: Release, verdict: object) -> bool:
@@ -322,7 +331,7 @@ def _still_rejected(config: PollerConfig, current: ModelManifest | None, release
 def _remember(config: PollerConfig, release: Release, policy: str, exc: Rejected, releases: list[Release]) -> None:
     state = read_state(config.state_dir)
     listed = {r.tag for r in releases}
-    kept = {tag: v for tag, v in (state.get("rejected") or {}).items() if tag in listed}  # forget deleted releases
+    kept = {tag: v for tag, v in rejections(state).items() if tag in listed}  # forget deleted releases
     kept[release.tag] = {
         "fingerprint": release.fingerprint,
         "depends_on": sorted(exc.depends_on),
@@ -336,32 +345,28 @@ def _remember(config: PollerConfig, release: Release, policy: str, exc: Rejected
 def _check(
     config: PollerConfig,
     source: ReleaseSource,
-    clone: Clone,
     target: Release,
     current: ModelManifest | None,
-    *,
-    follows_latest: bool,
+    bar: Callable[[], float | None] | None,
 ) -> Verdict:
-    """Download `target` into the state folder and check it; raise Rejected for a fault of the release."""
+    """Download `target` into the state folder and check it; raise Rejected for a fault of the release.
+
+    `bar`: the in-service model's accuracy now, which the candidate must not fall below (None: no bar).
+    """
     # Downloads go under the state folder, emptied at every start, so a killed run leaks nothing.
     folder = config.state_dir / "download"
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     try:
-        _network(lambda: source.download(target, folder), config.download_deadline, f"{source.name}: {target.tag}")
-    except BadRelease as exc:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise Rejected(f"files: {exc}") from None
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        raise
-    try:
-        bar = measured_accuracy(clone, config.state_dir, config.data_path) if current and follows_latest else None
+        try:
+            _network(lambda: source.download(target, folder), config.download_deadline, f"{source.name}: {target.tag}")
+        except BadRelease as exc:
+            raise Rejected(f"files: {exc}") from None
         verdict = verify_candidate(
             folder,
             public_key=config.model_public_key,
             min_accuracy=config.min_accuracy,
-            in_service_accuracy=bar,
+            in_service_accuracy=bar() if current and bar is not None else None,
             tolerance=config.accuracy_tolerance,
             data_path=config.data_path,
             in_service=current,
