@@ -8,13 +8,14 @@ sha256, which is then checked on every read.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from digit_release.manifest import sha256_file
 
 KEYS = ("x_train", "y_train", "x_test", "y_test")
 
@@ -47,10 +48,6 @@ class Dataset:
         )
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def provenance_path(path: Path) -> Path:
     """Where a data file's provenance lives: `<stem>.provenance.json` beside it."""
     path = Path(path)
@@ -62,7 +59,7 @@ def read_npz(path: Path, dataset_id: str | None = None, expected_sha256: str | N
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such data file")
-    sha256 = file_sha256(path)
+    sha256 = sha256_file(path)
     if expected_sha256 and sha256 != expected_sha256:
         raise DataError(f"{path}: sha256 {sha256} differs from the recorded {expected_sha256}")
     try:

@@ -198,6 +198,8 @@ class GitHubClient:
 
     @contextlib.contextmanager
     def _stream(self, method: str, url: str, deadline: Deadline, **kwargs: Any) -> Iterator[httpx.Response]:
+        """A request whose network errors, while it is sent and while its body is read inside the
+        `with`, come out as GitHubError or the deadline's error."""
         try:
             with self._client.stream(
                 method,
@@ -223,23 +225,17 @@ class GitHubClient:
             headers["If-None-Match"] = etag
         with self._stream("GET", url, deadline, headers=headers) as response:
             body = bytearray()
-            try:
-                for chunk in response.iter_bytes():
-                    body += chunk
-                    if len(body) > MAX_PAGE_BYTES:
-                        raise GitHubError(f"{self.name}: {safe_url(url)} sent over {MAX_PAGE_BYTES} bytes for one page")
-            except httpx.HTTPError as error:
-                raise (deadline.error() if deadline.expired else self.network_error(url, error)) from None
+            for chunk in response.iter_bytes():
+                body += chunk
+                if len(body) > MAX_PAGE_BYTES:
+                    raise GitHubError(f"{self.name}: {safe_url(url)} sent over {MAX_PAGE_BYTES} bytes for one page")
         return response, bytes(body)
 
     def request(self, method: str, url: str, expect: int, deadline: Deadline, **kwargs: Any) -> Any:
         """A JSON call (create, upload, update): the decoded answer, or GitHubError naming the status."""
         headers = {**self.headers(), **kwargs.pop("headers", {})}
         with self._stream(method, url, deadline, headers=headers, **kwargs) as response:
-            try:
-                body = response.read()
-            except httpx.HTTPError as error:
-                raise (deadline.error() if deadline.expired else self.network_error(url, error)) from None
+            body = response.read()
         if response.status_code != expect:
             raise self.status_error(response, body, f"{method} ")
         try:
@@ -317,10 +313,7 @@ class GitHubClient:
                     with contextlib.suppress(httpx.HTTPError):
                         response.read()
                     raise self.status_error(response)
-                try:
-                    return self._copy_body(response, out, name, listed, cap, on_first_chunk)
-                except httpx.HTTPError as error:
-                    raise (deadline.error() if deadline.expired else self.network_error(url, error)) from None
+                return self._copy_body(response, out, name, listed, cap, on_first_chunk)
         raise GitHubError(f"{self.name}: more than {MAX_REDIRECTS} redirects downloading {name}")
 
     def _copy_body(  # noqa: PLR0917

@@ -213,8 +213,10 @@ def _index_order(key: str) -> tuple[int, str]:
     return (int(key), key) if key.isdigit() else (1 << 30, key)
 
 
-def tag_version(tag: str) -> int | None:
-    """N of a release tag `model-v<N>`, or None for any other tag."""
+def tag_version(tag: object) -> int | None:
+    """N of a release tag `model-v<N>`, or None for any other tag or anything not a string (JSON's)."""
+    if not isinstance(tag, str):
+        return None
     match = TAG_PATTERN.fullmatch(tag)
     return int(match.group(1)) if match else None
 
@@ -255,6 +257,18 @@ def read_manifest(model_dir: Path) -> ModelManifest:
 def manifest_json(manifest: ModelManifest) -> str:
     """Serialise the way every writer does, so that signatures and diffs are stable."""
     return json.dumps(manifest.model_dump(mode="json"), indent=2, sort_keys=True) + "\n"
+
+
+def write_manifest(folder: Path, manifest: ModelManifest) -> bytes:
+    """Write model.json and SHA256SUMS (the manifest's files and model.json itself) into `folder`.
+
+    Returns model.json's bytes: what a release signature signs.
+    """
+    data = manifest_json(manifest).encode()
+    (folder / MANIFEST_NAME).write_bytes(data)
+    sums = {**manifest.files, MANIFEST_NAME: file_entry(folder / MANIFEST_NAME)}
+    (folder / SUMS_NAME).write_text(format_sha256sums(sums), encoding="utf-8")
+    return data
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -16,14 +16,12 @@ from digit_release.data import provenance_path, read_dataset
 from digit_release.manifest import (
     MANIFEST_NAME,
     SERVED_PATH,
-    SUMS_NAME,
     TFLITE_NAME,
     EvalSet,
     EvaluationMetrics,
     file_entry,
-    format_sha256sums,
-    manifest_json,
     read_manifest,
+    write_manifest,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -81,8 +79,7 @@ def write_release(folder: Path, version: int, tflite: bytes | None = None, **man
     (folder / TFLITE_NAME).write_bytes(tflite if tflite is not None else (SHIPPED / TFLITE_NAME).read_bytes())
     files = {TFLITE_NAME: file_entry(folder / TFLITE_NAME)}
     manifest = read_manifest(SHIPPED).model_copy(update={"version": str(version), "files": files, **manifest_changes})
-    (folder / MANIFEST_NAME).write_text(manifest_json(manifest))
-    (folder / SUMS_NAME).write_text(format_sha256sums({**files, MANIFEST_NAME: file_entry(folder / MANIFEST_NAME)}))
+    write_manifest(folder, manifest)
     return folder
 
 

@@ -28,6 +28,7 @@ from digit_training.params import (
     FineTune,
     ParamsError,
     TrainParams,
+    feedback_sets,
     load_params,
 )
 
@@ -121,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         max_train_samples=args.max_train_samples,
         ship_dir=args.ship,
         verbose=0 if args.quiet else "auto",
-        feedback=tuple(args.feedback) if args.feedback else tuple(args.params.parent / p for p in params.feedback),
+        feedback=feedback_sets(params, args.params, args.feedback),
         fine_tune_base=base,
     )
     try:

@@ -36,11 +36,10 @@ from azure.ai.ml.constants import AssetTypes
 from azure.ai.ml.entities import Command, Data, Environment, Model
 
 from digit_release import azure
-from digit_release.manifest import MODEL_NAME, ModelManifest, verify_model_dir
+from digit_release.manifest import MODEL_NAME, ModelManifest, sha256_file, verify_model_dir
 from digit_training import provenance
-from digit_training.data import file_sha256
 from digit_training.feedback import set_id
-from digit_training.params import ParamsError, load_params
+from digit_training.params import ParamsError, feedback_sets, load_params
 
 logger = logging.getLogger("digit_training.azureml")
 
@@ -134,12 +133,14 @@ def register_feedback(client: Any, paths: list[Path], name: str = FEEDBACK_ASSET
     A set whose sha256 is already registered is not uploaded again: its version is reused, so a
     rerun trains on the very asset the first run did. New versions are numbered 1, 2, ...
     """
-    inputs = []
-    for path in map(Path, paths):
+    paths = [Path(path) for path in paths]
+    for path in paths:
         if not path.is_file():
             raise ValueError(f"feedback set not found: {path}")
-        sha256 = file_sha256(path)
-        existing = list(client.data.list(name=name))
+    inputs = []
+    existing = list(client.data.list(name=name))  # once: the sets uploaded below are added to it
+    for path in paths:
+        sha256 = sha256_file(path)
         known = [d for d in existing if (getattr(d, "tags", None) or {}).get("sha256") == sha256]
         if known:
             version = str(known[0].version)
@@ -156,6 +157,7 @@ def register_feedback(client: Any, paths: list[Path], name: str = FEEDBACK_ASSET
                     tags={"sha256": sha256, "id": set_id(sha256)},
                 )
             )
+            existing.append(asset)
             version = str(asset.version)
             logger.info("uploaded feedback set %s as %s version %s", path, name, version)
         inputs.append(Input(type=AssetTypes.URI_FILE, path=f"azureml:{name}:{version}"))
@@ -177,9 +179,7 @@ def feedback_paths(args: argparse.Namespace) -> list[Path]:
             f"{args.params}: fine_tune: an Azure ML job cannot fine-tune yet (the base release is not passed to "
             "the job as an input); fine-tune locally with digit-train --fine-tune-from, or train from scratch"
         )
-    if args.feedback:
-        return list(args.feedback)
-    return [args.params.parent / path for path in params.feedback]
+    return list(feedback_sets(params, args.params, args.feedback))
 
 
 def next_version(client: Any, model_name: str) -> int:

@@ -9,11 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
+from digit_release.data import DataError, Dataset, read_npz
 
-from digit_release.data import DataError, Dataset, file_sha256, read_npz
-
-__all__ = ["BUNDLED_PATH", "DataError", "Dataset", "file_sha256", "load_bundled", "load_dataset", "read_npz"]
+__all__ = ["BUNDLED_PATH", "DataError", "Dataset", "load_bundled", "load_dataset", "read_npz"]
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 BUNDLED_PATH = DATA_DIR / "mnist.npz"
@@ -44,9 +42,3 @@ def load_dataset(source: str) -> Dataset:
     if source == "keras":
         return load_keras()
     return read_npz(Path(source))
-
-
-def held_out() -> tuple[np.ndarray, np.ndarray]:
-    """The 2,000 held-out digits: the fixture of every accuracy check in the project."""
-    dataset = load_bundled()
-    return dataset.x_test, dataset.y_test

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from digit_release.manifest import sha256_file
 from digit_training.data import DataError, Dataset, read_npz
 from digit_training.provenance import REPO_ROOT
 
@@ -162,7 +163,7 @@ def write_npz(path: Path, train: list[Verdict], test: list[Verdict]) -> str:
             info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
             with archive.open(info, "w") as member:
                 np.lib.format.write_array(member, np.ascontiguousarray(array), allow_pickle=False)
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return sha256_file(path)
 
 
 def set_id(sha256: str) -> str:
@@ -220,7 +221,7 @@ def export(
         "holdout": {"share": holdout, "rule": "sha256('holdout:' + id), first 8 bytes / 2**64 < share"},
         "exclusions": {
             "file": str(exclude) if exclude else None,
-            "sha256": hashlib.sha256(Path(exclude).read_bytes()).hexdigest() if exclude else None,
+            "sha256": sha256_file(exclude) if exclude else None,
             "ids": sorted(excluded_ids & found),
             "not_found": sorted(excluded_ids - found),
         },

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import yaml
@@ -90,3 +91,11 @@ def load_params(path: Path = DEFAULT_PARAMS) -> TrainParams:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise ParamsError(f"{path}: {problems}") from None
+
+
+def feedback_sets(params: TrainParams, params_path: Path, given: Sequence[Path] | None) -> tuple[Path, ...]:
+    """The feedback sets to train with: those given (--feedback), else the params file's `feedback:`
+    list, whose paths are relative to that file's folder."""
+    if given:
+        return tuple(given)
+    return tuple(Path(params_path).parent / path for path in params.feedback)

@@ -18,8 +18,7 @@ import tensorflow as tf
 
 from digit_release.manifest import (
     KERAS_NAME,
-    MANIFEST_NAME,
-    SUMS_NAME,
+    MODEL_NAME,
     TFLITE_NAME,
     DatasetRef,
     FeedbackMetrics,
@@ -29,10 +28,9 @@ from digit_release.manifest import (
     TrainingInfo,
     TrainingRunner,
     file_entry,
-    format_sha256sums,
     install_model,
-    manifest_json,
     verify_model_dir,
+    write_manifest,
 )
 from digit_release.model import LiteRTModel
 from digit_training.data import Dataset, load_dataset
@@ -45,8 +43,6 @@ from digit_training.provenance import code_revision
 from digit_training.train import fine_tune_model, make_reproducible, train_model
 
 logger = logging.getLogger(__name__)
-
-MODEL_NAME = "mnist-cnn"
 
 
 @dataclass(frozen=True)
@@ -147,10 +143,7 @@ def run(config: RunConfig) -> ModelManifest:
             ),
             files=files,
         )
-        (staging / MANIFEST_NAME).write_text(manifest_json(manifest), encoding="utf-8")
-        (staging / SUMS_NAME).write_text(
-            format_sha256sums({**files, MANIFEST_NAME: file_entry(staging / MANIFEST_NAME)}), encoding="utf-8"
-        )
+        write_manifest(staging, manifest)
 
         # Load the release exactly as the API will, and compare it with the Keras model.
         verify_model_dir(staging, required=(TFLITE_NAME, KERAS_NAME))

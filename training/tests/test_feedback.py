@@ -14,10 +14,10 @@ from sqlalchemy.engine import make_url
 from digit_api.feedback_store import FeedbackStore
 from digit_release.feedback import to_uint8
 from digit_release.model import LiteRTModel
+from digit_testing.releases import SHIPPED, held_out
 from digit_training import feedback
-from digit_training.data import DataError, held_out, read_npz
+from digit_training.data import DataError, read_npz
 
-SHIPPED = Path(__file__).resolve().parents[2] / "api" / "models"
 NOV = datetime(2026, 11, 1, tzinfo=UTC)
 
 

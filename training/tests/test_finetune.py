@@ -20,10 +20,9 @@ from digit_release.manifest import (
     SUMS_NAME,
     TFLITE_NAME,
     file_entry,
-    format_sha256sums,
-    manifest_json,
     read_manifest,
     verify_model_dir,
+    write_manifest,
 )
 from digit_release.model import LiteRTModel
 from digit_testing.releases import SHIPPED, held_out
@@ -57,8 +56,7 @@ def with_keras(release: Path, target: Path, content: bytes) -> Path:
     (target / KERAS_NAME).write_bytes(content)
     manifest = read_manifest(target)
     files = {**manifest.files, KERAS_NAME: file_entry(target / KERAS_NAME)}
-    (target / MANIFEST_NAME).write_text(manifest_json(manifest.model_copy(update={"files": files})))
-    (target / SUMS_NAME).write_text(format_sha256sums({**files, MANIFEST_NAME: file_entry(target / MANIFEST_NAME)}))
+    write_manifest(target, manifest.model_copy(update={"files": files}))
     verify_model_dir(target, required=(KERAS_NAME,))
     return target
 

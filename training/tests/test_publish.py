@@ -21,10 +21,9 @@ from digit_release.manifest import (
     SUMS_NAME,
     TFLITE_NAME,
     file_entry,
-    format_sha256sums,
-    manifest_json,
     read_manifest,
     verify_model_dir,
+    write_manifest,
 )
 from digit_testing import github_server as github_server_module
 from digit_testing import releases as releases_module
@@ -50,8 +49,7 @@ def make_release_dir(folder: Path, **manifest_changes) -> Path:
     (folder / KERAS_NAME).write_bytes(b"PK\x03\x04 not really a keras zip")
     files = {name: file_entry(folder / name) for name in (KERAS_NAME, TFLITE_NAME)}
     manifest = read_manifest(SHIPPED).model_copy(update={"files": files, **manifest_changes})
-    (folder / MANIFEST_NAME).write_text(manifest_json(manifest))
-    (folder / SUMS_NAME).write_text(format_sha256sums({**files, MANIFEST_NAME: file_entry(folder / MANIFEST_NAME)}))
+    write_manifest(folder, manifest)
     verify_model_dir(folder, required=(TFLITE_NAME, KERAS_NAME))
     return folder
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TypeVar
 
-from digit_release.manifest import RELEASE_FILES, tag_version
+from digit_release.manifest import RELEASE_FILES
 
 __all__ = ["RELEASE_FILES", "BadRelease", "RateLimited", "Release", "ReleaseSource", "SourceError"]
 
@@ -45,11 +45,6 @@ class RateLimited(SourceError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
-
-
-def version_of(tag: str) -> int | None:
-    """N of a `model-v<N>` tag, or None for any other tag."""
-    return tag_version(tag)
 
 
 def fingerprint(parts: object) -> str:

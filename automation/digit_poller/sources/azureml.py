@@ -35,8 +35,9 @@ from pathlib import Path
 from typing import Any
 
 from digit_release import azure
+from digit_release.manifest import tag_version
 
-from . import MAX_FILE_BYTES, RELEASE_FILES, BadRelease, Release, SourceError, fingerprint, version_of, with_deadline
+from . import MAX_FILE_BYTES, RELEASE_FILES, BadRelease, Release, SourceError, fingerprint, with_deadline
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ class AzureMLSource:
         found: dict[int, Release] = {}
         for model in models:
             raw = str(getattr(model, "version", "") or "").strip()
-            version = version_of(f"model-v{raw}")
+            version = tag_version(f"model-v{raw}")
             if version is None:
                 log.debug("%s: version %r is not a positive integer: not a release", self.name, raw)
                 continue

@@ -13,8 +13,8 @@ from digit_poller.sources import (
     Release,
     SourceError,
     fingerprint,
-    version_of,
 )
+from digit_release.manifest import tag_version
 
 
 class DirectorySource:
@@ -27,7 +27,7 @@ class DirectorySource:
             raise SourceError(f"{self.path}: no such folder of releases")
         found = []
         for folder in self.path.iterdir():
-            version = version_of(folder.name)
+            version = tag_version(folder.name)
             if version is None or not folder.is_dir():
                 continue
             files = {name: folder / name for name in RELEASE_FILES if (folder / name).is_file()}

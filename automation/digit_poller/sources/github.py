@@ -22,8 +22,9 @@ import httpx
 
 from digit_poller import crashpoints
 from digit_release import github as api
+from digit_release.manifest import tag_version
 
-from . import MAX_FILE_BYTES, RELEASE_FILES, BadRelease, RateLimited, Release, SourceError, fingerprint, version_of
+from . import MAX_FILE_BYTES, RELEASE_FILES, BadRelease, RateLimited, Release, SourceError, fingerprint
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +137,7 @@ class GitHubSource:
             if not isinstance(item, dict) or item.get("draft") is not False or item.get("prerelease") is not False:
                 continue
             tag = item.get("tag_name")
-            version = version_of(tag) if isinstance(tag, str) else None
+            version = tag_version(tag)
             if version is None:
                 continue
             assets, sizes, identity = {}, {}, []
@@ -174,7 +175,7 @@ class GitHubSource:
             pages: dict[str, dict[str, Any]] = state["pages"]
             for page in pages.values():
                 for item in page["releases"]:
-                    if version_of(item["tag"]) != item["version"] or not isinstance(item["assets"], dict):
+                    if tag_version(item["tag"]) != item["version"] or not isinstance(item["assets"], dict):
                         raise ValueError("bad release entry")
                     if not isinstance(item["sizes"], dict) or not isinstance(item["fingerprint"], str):
                         raise ValueError("bad release entry")
