@@ -25,10 +25,9 @@ import time
 from pathlib import Path
 
 from digit_poller.__main__ import main as poll
-from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME
 from digit_testing.github_server import GitHubServer
 from digit_testing.hostile_server import ASSET_MODES, LISTING_MODES, OWNER_REPO, HostileServer
-from digit_testing.releases import git, make_world, write_release
+from digit_testing.releases import git, make_world, release_assets, write_release
 
 logger = logging.getLogger("bench.poll")
 
@@ -37,7 +36,7 @@ def release_files(version: int) -> dict[str, bytes]:
     """The shipped model under another version number, as a release's assets."""
     with tempfile.TemporaryDirectory() as tmp:
         folder = write_release(Path(tmp), version)
-        return {name: (folder / name).read_bytes() for name in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
+        return release_assets(folder)
 
 
 def hostile(args: argparse.Namespace) -> None:

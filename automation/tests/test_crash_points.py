@@ -27,9 +27,9 @@ from pathlib import Path
 import pytest
 
 from digit_poller.crashpoints import KILL_AT, STEP_LOG
-from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, parse_manifest, sha256_file
+from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, parse_manifest, sha256_file
 from digit_testing.github_server import GitHubServer
-from digit_testing.releases import IDENTITY, git, make_world, write_release
+from digit_testing.releases import IDENTITY, git, make_world, release_assets, write_release
 
 FILES = 400
 TOKEN = "ghp_crash_harness"  # noqa: S105 (authenticated, as deployed: 60 anonymous requests an hour would run out)
@@ -40,7 +40,7 @@ def server(tmp_path_factory):
     built = write_release(tmp_path_factory.mktemp("release") / "model-v2", 2)
     with GitHubServer() as github:
         github.require_token = TOKEN
-        github.add_release("model-v2", {n: (built / n).read_bytes() for n in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)})
+        github.add_release("model-v2", release_assets(built))
         yield github
 
 

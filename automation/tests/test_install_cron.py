@@ -253,26 +253,29 @@ def isolated_crontab(account: Account) -> Iterator[None]:
         account.write_crontab(None if account.throwaway else saved)
 
 
-@pytest.fixture
-def box(account: Account) -> Iterator[Box]:
-    """A checkout with spaces, a quote and a % in its path, and the user's crontab saved/emptied."""
+@contextlib.contextmanager
+def boxed(account: Account, plain: bool) -> Iterator[Box]:
+    """A box for `account`, its crontab saved/emptied meanwhile; removed afterwards."""
     with isolated_crontab(account):
-        made = make_box(account, plain=False)
+        made = make_box(account, plain=plain)
         try:
             yield made
         finally:
             shutil.rmtree(made.base, ignore_errors=True)
+
+
+@pytest.fixture
+def box(account: Account) -> Iterator[Box]:
+    """A checkout with spaces, a quote and a % in its path, and the user's crontab saved/emptied."""
+    with boxed(account, plain=False) as made:
+        yield made
 
 
 @pytest.fixture
 def plain_box(account: Account) -> Iterator[Box]:
     """The same with plain paths, where the installed line is readable without any quoting."""
-    with isolated_crontab(account):
-        made = make_box(account, plain=True)
-        try:
-            yield made
-        finally:
-            shutil.rmtree(made.base, ignore_errors=True)
+    with boxed(account, plain=True) as made:
+        yield made
 
 
 def command_of(line: str) -> str:
@@ -617,12 +620,8 @@ def own_box() -> Iterator[Box]:
     (a pyenv under /root), so the real poller runs as that user, its crontab saved and restored."""
     _require_crontab()
     account = Account(getpass.getuser(), os.getuid(), os.getgid(), throwaway=False)
-    with isolated_crontab(account):
-        made = make_box(account, plain=False)
-        try:
-            yield made
-        finally:
-            shutil.rmtree(made.base, ignore_errors=True)
+    with boxed(account, plain=False) as made:
+        yield made
 
 
 def test_installed_line_runs_the_real_poller_and_pushes_from_a_bare_cron_environment(own_box: Box) -> None:

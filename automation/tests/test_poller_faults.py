@@ -23,7 +23,7 @@ from digit_poller.git import Clone, GitError, Identity
 from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, read_manifest
 from digit_testing.hostile_server import OWNER_REPO, HostileServer
 from digit_testing.processes import running_api
-from digit_testing.releases import SHIPPED, git, write_release
+from digit_testing.releases import SHIPPED, git, release_assets, write_release
 
 from .test_poller import make_release
 
@@ -42,7 +42,7 @@ def run_bounded(argv: list[str], limit: float = 60.0) -> int:
 
 def release_files(tmp: Path, version: int = 2, **changes) -> dict[str, bytes]:
     folder = write_release(tmp / f"built-{version}", version, **changes)
-    return {name: (folder / name).read_bytes() for name in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
+    return release_assets(folder)
 
 
 def state_of(world) -> dict:
@@ -356,9 +356,7 @@ def test_no_credential_reaches_the_cron_log_even_at_debug(world, github_server, 
     url_password = "pw-in-the-api-url-4711"  # noqa: S105
     github_server.require_token = None
     folder = make_release(tmp_path / "built", 2)
-    github_server.add_release(
-        "model-v2", {n: (folder / n).read_bytes() for n in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
-    )
+    github_server.add_release("model-v2", release_assets(folder))
     api_url = github_server.api_url.replace("http://", f"http://x-access-token:{url_password}@")
     env = {
         **os.environ,
@@ -466,9 +464,7 @@ def test_a_token_with_a_stray_carriage_return_works_and_never_shows(world, githu
     token = "ghp_windowsLineEnding0123456789"  # noqa: S105
     github_server.require_token = token
     folder = make_release(tmp_path / "built", 2)
-    github_server.add_release(
-        "model-v2", {n: (folder / n).read_bytes() for n in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
-    )
+    github_server.add_release("model-v2", release_assets(folder))
     env = {**os.environ, "MODEL_SOURCE": f"github:{github_server.repo}", "GITHUB_API_URL": github_server.api_url}
     run = [sys.executable, "-m", "digit_poller", "--once", "--log-level", "DEBUG"]
     done = subprocess.run(

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from digit_poller.__main__ import main
-from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME
+from digit_testing.releases import release_assets
 
 from .test_poller import make_release
 
@@ -33,7 +33,7 @@ def github(world, github_server, monkeypatch: pytest.MonkeyPatch):
 
     def publish(version: int, **kwargs) -> None:
         folder = make_release(world.tmp / "built", version)
-        files = {name: (folder / name).read_bytes() for name in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
+        files = release_assets(folder)
         github_server.add_release(f"model-v{version}", files, **kwargs)
 
     return github_server, publish

@@ -16,6 +16,7 @@ from digit_release.data import provenance_path, read_dataset
 from digit_release.manifest import (
     MANIFEST_NAME,
     SERVED_PATH,
+    SUMS_NAME,
     TFLITE_NAME,
     EvalSet,
     EvaluationMetrics,
@@ -61,6 +62,11 @@ def claiming(metrics: EvaluationMetrics, correct: int) -> EvaluationMetrics:
                 row[i] += 1
                 trace += 1
     return metrics_from(matrix, list(metrics.per_class_accuracy), metrics.eval_set.id)
+
+
+def release_assets(folder: Path) -> dict[str, bytes]:
+    """A written release's files as a release's assets: model.tflite, model.json, SHA256SUMS."""
+    return {name: (folder / name).read_bytes() for name in (TFLITE_NAME, MANIFEST_NAME, SUMS_NAME)}
 
 
 def held_out() -> tuple[np.ndarray, np.ndarray]:
