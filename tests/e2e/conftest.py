@@ -7,11 +7,10 @@ from collections.abc import Iterator
 import pytest
 
 from digit_testing.processes import RunningApi, running_api
+from digit_testing.releases import SHIPPED
 from digit_testing.tooling import require_tool
 
-from .stack import REPO, Nginx, nginx_binary, start_nginx, stop
-
-SHIPPED = REPO / "api" / "models"
+from .stack import Nginx, nginx_binary, start_nginx, stop
 
 
 @pytest.fixture(scope="session")
@@ -54,9 +53,7 @@ def browser():
 
 
 @pytest.fixture(scope="session")
-def digit_pixels() -> list[int]:
+def digit_pixels(held_out_digits) -> list[int]:
     """A held-out digit as 784 ints."""
-    from digit_testing.releases import held_out
-
-    images, _ = held_out()
+    images, _ = held_out_digits
     return images[0].ravel().tolist()

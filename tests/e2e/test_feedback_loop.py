@@ -18,8 +18,8 @@ from playwright.sync_api import expect
 
 from digit_release.manifest import KERAS_NAME, TFLITE_NAME, verify_model_dir
 from digit_testing.processes import running_api
+from digit_testing.releases import SHIPPED
 
-from .conftest import SHIPPED
 from .stack import nginx_binary, start_nginx, stop
 from .strokes import DIGITS
 from .test_page import draw, wait_for_digit

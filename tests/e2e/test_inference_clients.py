@@ -64,10 +64,8 @@ def base(request, api: RunningApi) -> str:
 
 
 @pytest.fixture(scope="module")
-def digits() -> tuple[np.ndarray, list[int]]:
-    from digit_testing.releases import held_out
-
-    images, labels = held_out()
+def digits(held_out_digits) -> tuple[np.ndarray, list[int]]:
+    images, labels = held_out_digits
     return images[:4], labels[:4].tolist()
 
 

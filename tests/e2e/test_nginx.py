@@ -210,10 +210,8 @@ def test_gzip_for_text_when_asked(client: httpx.Client) -> None:
 # ---- the API through /api/ -----------------------------------------------------------------------
 
 
-def test_predict_through_nginx(client: httpx.Client, api: Api) -> None:
-    from digit_testing.releases import held_out
-
-    images, labels = held_out()
+def test_predict_through_nginx(client: httpx.Client, api: Api, held_out_digits) -> None:
+    images, labels = held_out_digits
     version = httpx.get(f"{api.url}/model").json()["version"]
     right = 0
     for image, label in zip(images[:10], labels[:10], strict=True):

@@ -234,8 +234,8 @@ def own_stack(browser, tmp_path: Path):
     from contextlib import ExitStack
 
     from digit_testing.processes import running_api
+    from digit_testing.releases import SHIPPED
 
-    from .conftest import SHIPPED
     from .stack import nginx_binary, start_nginx, stop
 
     processes, apis = [], ExitStack()

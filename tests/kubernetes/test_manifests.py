@@ -182,9 +182,7 @@ def container_port(container: dict[str, Any], port: int | str) -> int:
 def selected_deployment(objs: list[dict[str, Any]], selector: dict[str, str]) -> dict[str, Any]:
     """The one Deployment whose pods a matchLabels-style selector selects."""
     matches = [
-        d
-        for d in workloads(objs)
-        if selector.items() <= d["spec"]["template"]["metadata"].get("labels", {}).items()
+        d for d in workloads(objs) if selector.items() <= d["spec"]["template"]["metadata"].get("labels", {}).items()
     ]
     assert len(matches) == 1, f"selector {selector} selects {len(matches)} workloads"
     return matches[0]
