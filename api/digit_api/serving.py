@@ -151,8 +151,7 @@ class Predictions:
             probabilities=probabilities,
             binary=parsed.binary_output,
         )
-        named = {key.lower(): value for key, value in headers.items()}
-        return Reply(200, content, (*named.items(), ("x-model-version", model.version)))
+        return Reply(200, content, (*headers, ("x-model-version", model.version)))
 
 
 Match = re.Match[str] | None

@@ -324,8 +324,9 @@ def encode_response(
     output_name: str,
     probabilities: np.ndarray,
     binary: bool,
-) -> tuple[bytes, dict[str, str]]:
-    """The response body and its headers: JSON, or a JSON header followed by the binary output."""
+) -> tuple[bytes, tuple[tuple[str, str], ...]]:
+    """The response body and its headers (lower-case names, as ASGI sends them): JSON, or a JSON
+    header followed by the binary output."""
     output: dict[str, Any] = {"name": output_name, "datatype": "FP32", "shape": list(probabilities.shape)}
     blob = b""
     if binary:
@@ -339,6 +340,6 @@ def encode_response(
         response["id"] = request_id
     header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
     if not binary:
-        return header, {"Content-Type": "application/json"}
-    headers = {"Content-Type": "application/octet-stream", "Inference-Header-Content-Length": str(len(header))}
+        return header, (("content-type", "application/json"),)
+    headers = (("content-type", "application/octet-stream"), (HEADER_LENGTH, str(len(header))))
     return header + blob, headers
