@@ -28,6 +28,7 @@ Exit codes: 0 written; 2 bad arguments, an unreadable exclusion file, or no feed
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import logging
@@ -309,17 +310,7 @@ def load_feedback_set(path: Path) -> FeedbackSet:
         recorded = json.loads(provenance.read_text(encoding="utf-8")).get("sha256")
         if recorded != dataset.sha256:
             raise DataError(f"{path}: sha256 {dataset.sha256} differs from {provenance.name}'s {recorded}")
-    return FeedbackSet(
-        Dataset(
-            id=set_id(dataset.sha256),
-            sha256=dataset.sha256,
-            x_train=dataset.x_train,
-            y_train=dataset.y_train,
-            x_test=dataset.x_test,
-            y_test=dataset.y_test,
-        ),
-        path,
-    )
+    return FeedbackSet(dataclasses.replace(dataset, id=set_id(dataset.sha256)), path)
 
 
 # ---- command line ----------------------------------------------------------------------------------
@@ -361,7 +352,6 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     export_parser.add_argument(
         "--database-url",
-        default=os.environ.get("DATABASE_URL"),
         help="the feedback store (default: DATABASE_URL, else the API's default SQLite file)",
     )
     return parser.parse_args(argv)

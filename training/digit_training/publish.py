@@ -15,6 +15,7 @@ Exit codes: 0 published (or would be, with --dry-run), 1 error, 2 rejected by th
 from __future__ import annotations
 
 import argparse
+import io
 import logging
 import os
 import shutil
@@ -77,10 +78,10 @@ def service_accuracy(github: api.GitHubClient, release: dict[str, Any]) -> float
     asset = next((a for a in release.get("assets") or [] if a.get("name") == MANIFEST_NAME), None)
     if asset is None or not isinstance(asset.get("url"), str):
         raise PublishError(f"the release in service, {release['tag_name']}, has no {MANIFEST_NAME} asset")
-    with tempfile.TemporaryFile() as out, github.deadline(REQUEST_DEADLINE, "reading the manifest in service") as d:
+    out = io.BytesIO()
+    with github.deadline(REQUEST_DEADLINE, "reading the manifest in service") as d:
         github.download(asset["url"], out, MANIFEST_NAME, d, listed=asset.get("size"))
-        out.seek(0)
-        raw = out.read()
+    raw = out.getvalue()
     try:
         return parse_manifest(raw).metrics.accuracy
     except ManifestError as exc:
