@@ -134,7 +134,7 @@ WRK = @command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y 
 build/model/model.keras: | $(VENV)/.train
 	$(VENV)/bin/digit-train --out build/model
 
-bench: $(VENV)/.dev $(VENV)/.train build/model/model.keras ## serving benchmark: this API, the limit server and the Keras reference with wrk
+bench: $(VENV)/.dev build/model/model.keras ## serving benchmark: this API, the limit server and the Keras reference with wrk
 	$(WRK)
 	$(PY) bench/serve.py
 

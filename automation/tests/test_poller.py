@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from digit_poller.__main__ import main
-from digit_poller.git import Clone, Identity
+from digit_poller.config import PollerConfig
+from digit_poller.git import Clone
+from digit_poller.poller import clone_of
 from digit_release import signing
 from digit_release.manifest import MANIFEST_NAME, TFLITE_NAME, read_manifest
 from digit_testing.processes import running_api
@@ -176,7 +178,7 @@ def test_a_killed_run_leaves_nothing_the_next_run_trips_on(world) -> None:
     (The crash-point harness below kills real runs at every step; this is the leftover, written by hand.)
     """
     make_release(world.releases, 2)
-    clone = Clone(world.clone, "origin", "main", world.clone / ".git" / "digit-poller", Identity("t", "t@t"))
+    clone = clone_of(PollerConfig())  # the clone the poller itself would use
     clone.begin("install")  # what the run did before it started writing
     (world.clone / "api" / "models" / TFLITE_NAME).write_bytes(b"half a model")
     (world.clone / "api" / "models" / ".model.json.tmp-1").write_text("{")

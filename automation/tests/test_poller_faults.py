@@ -19,7 +19,9 @@ import httpx
 import pytest
 
 from digit_poller.__main__ import main
-from digit_poller.git import Clone, GitError, Identity
+from digit_poller.config import PollerConfig
+from digit_poller.git import Clone, GitError
+from digit_poller.poller import clone_of
 from digit_release.manifest import MANIFEST_NAME, SUMS_NAME, TFLITE_NAME, read_manifest
 from digit_testing.hostile_server import OWNER_REPO, HostileServer
 from digit_testing.processes import running_api
@@ -181,7 +183,7 @@ def test_an_interrupted_sync_checkout_is_recovered_not_blamed_on_the_user(world)
     """What a kill in the middle of the sync's checkout leaves: HEAD and the index old, many new files untracked."""
     push_to_remote(world, {f"docs/page-{i}.md": f"page {i}\n" for i in range(300)}, "docs: 300 pages")
     make_release(world.releases, 2)
-    clone = Clone(world.clone, "origin", "main", world.clone / ".git" / "digit-poller", _identity())
+    clone = clone_of(PollerConfig())  # the clone the poller itself would use
     clone.fetch()
     clone.begin("sync")  # the journal the killed run wrote before its checkout
     git(world.clone, "checkout", "origin/main", "--", "docs")  # some of the incoming files, written...
@@ -223,10 +225,6 @@ def test_the_pollers_own_unpushed_commit_is_dropped_without_fuss(world, caplog) 
     assert "dropping 1 unpushed commit(s) of an earlier run of the poller" in caplog.text
     assert world.remote_version() == "2" and world.clone_is_clean()
     assert len(world.remote_log()) == 2  # the release once, not twice
-
-
-def _identity() -> Identity:
-    return Identity("t", "t@example.invalid")
 
 
 # --- 4 and 6. the model's interface, and manifests that do not hold together -----------------
@@ -515,7 +513,7 @@ def test_a_push_hung_in_the_remote_s_hook_costs_one_bounded_run(world, monkeypat
 
 def test_work_done_in_the_clone_after_a_killed_run_is_refused_and_kept(world, caplog) -> None:
     make_release(world.releases, 2)
-    clone = Clone(world.clone, "origin", "main", world.clone / ".git" / "digit-poller", _identity())
+    clone = clone_of(PollerConfig())  # the clone the poller itself would use
     clone.begin("install")  # a run was killed while it installed a release
     (world.clone / "NOTES.md").write_text("alice's notes\n")
     git(world.clone, "add", "NOTES.md")
@@ -652,7 +650,7 @@ def test_what_a_killed_run_downloaded_goes_at_the_next_start(world) -> None:
 
 def test_a_partial_commit_s_lock_left_by_a_kill_is_cleared(world) -> None:
     make_release(world.releases, 2)
-    clone = Clone(world.clone, "origin", "main", world.clone / ".git" / "digit-poller", _identity())
+    clone = clone_of(PollerConfig())  # the clone the poller itself would use
     clone.begin("install")
     lock = world.clone / ".git" / "next-index-4242.lock"
     lock.write_bytes(b"")
