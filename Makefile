@@ -42,7 +42,7 @@ E2E_TESTS := tests/e2e
 export REPORT_DIR ?= $(CURDIR)/build/report-images
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: help setup system-deps run nginx test unit e2e js-test lint format train ship bench bench-soak bench-peers bench-images \
+.PHONY: help setup system-deps run nginx test unit e2e containers js-test lint format train ship bench bench-soak bench-peers bench-images \
 	data golden \
 	report-images clean dev-database
 
@@ -111,8 +111,10 @@ format: $(VENV)/.dev node_modules/.installed ## apply ruff's, shfmt's and Biome'
 	$(VENV)/bin/shfmt -w $(SHELL_SCRIPTS)
 	npx --no-install biome check --write .
 
-system-deps: ## install nginx, Chromium, Node.js and Prometheus from Debian (as root; otherwise says what is missing)
+# An engine that is already there (Docker's own docker-ce, say) is kept: docker.io would replace it.
+system-deps: ## install nginx, Chromium, Node.js, Prometheus, Docker... from Debian (as root; otherwise says what is missing)
 	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if command -v dockerd >/dev/null; then missing=$$(printf '%s\n' $$missing | awk '$$0 != "docker.io"'); fi; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then \
 	  echo "installing $$missing"; \
@@ -126,11 +128,14 @@ js-test: ## the JavaScript unit tests (node --test)
 	elif [ "$${CI:-}" = true ]; then echo "node is missing: apt-get install nodejs"; exit 1; \
 	else echo "skipping the JavaScript tests: node is missing (sudo apt-get install nodejs)"; fi
 
-unit: $(VENV)/.dev system-deps js-test ## the unit suites: every component, the manifests, images and workflows
-	$(PY) -m pytest $(UNIT_TESTS)
+unit: $(VENV)/.dev system-deps js-test ## the unit suites: every component, the manifests, images and workflows (no Docker)
+	$(PY) -m pytest -m "not docker" $(UNIT_TESTS)
 
-e2e: $(VENV)/.dev $(KSERVE_VENV)/.installed $(COMPOSE_V2)/.installed system-deps ## the whole-stack tests: real nginx, the real API, Debian's Chromium
-	$(PY) -m pytest $(E2E_TESTS)
+e2e: $(VENV)/.dev $(KSERVE_VENV)/.installed system-deps ## the whole-stack tests: real nginx, the real API, Debian's Chromium (no Docker)
+	$(PY) -m pytest -m "not docker" $(E2E_TESTS)
+
+containers: $(VENV)/.dev $(COMPOSE_V2)/.installed system-deps ## the tests that need Docker: images built and run, the overlays' pods, compose, deploy by digest
+	$(PY) -m pytest -m docker $(UNIT_TESTS) $(E2E_TESTS)
 
 test: $(VENV)/.dev $(KSERVE_VENV)/.installed $(COMPOSE_V2)/.installed system-deps lint js-test ## install what the tests need and run them all
 	$(PY) -m pytest $(UNIT_TESTS) $(E2E_TESTS)

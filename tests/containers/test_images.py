@@ -19,6 +19,8 @@ from digit_testing.docker import Engine
 from digit_testing.images import ProjectImages, held_certificates
 from digit_testing.standins import Bases
 
+pytestmark = pytest.mark.docker
+
 # What every container of the project runs with (compose.yaml and the pod specs say the same).
 TMP = "/tmp"  # noqa: S108 - the containers' own /tmp, a tmpfs
 LOCKED_DOWN = ("--read-only", "--cap-drop=ALL", "--security-opt", "no-new-privileges")

@@ -37,6 +37,8 @@ from digit_testing.registry import manifest, push, registry
 from digit_testing.standins import Bases
 from digit_testing.tooling import unavailable
 
+pytestmark = pytest.mark.docker
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "automation" / "deploy.sh"
 MODEL_VERSION = "1"
@@ -105,6 +107,8 @@ def prod(
         docker_engine("image", "rm", f"{image_registry}/digit/{name}:{project_images.tag}")
         docker_engine("image", "rm", f"{image_registry}/digit/{name}@{digests[name]}", check=False)
     pinned = {name: f"{image_registry}/digit/{name}@{digest}" for name, digest in digests.items()}
+    for reference in pinned.values():
+        assert docker_engine("image", "inspect", reference, check=False).returncode != 0, f"{reference} is still here"
     objects = render(REPO / "kubernetes" / "overlays" / "prod", pinned["digit-api"], pinned["digit-frontend"])
     password = secrets.token_hex(12)
     # The managed database, and its Secret as the prod overlay's README says to create it.
@@ -167,6 +171,7 @@ def test_each_container_runs_with_its_security_context_and_limits(overlay: Overl
         assert host["ReadonlyRootfs"] is True, running.where
         assert host["CapDrop"] == ["ALL"] and not host["CapAdd"], running.where
         assert "no-new-privileges" in host["SecurityOpt"], running.where
+        assert str(spec["securityContext"]["fsGroup"]) in host["GroupAdd"], running.where
         limit = running.container["resources"]["limits"]["memory"]
         assert host["Memory"] == quantity(limit), running.where
         # What the process inside sees: its ids, its groups, and a root it cannot write.
@@ -234,3 +239,7 @@ def test_prod_runs_the_images_the_registry_serves_by_digest(prod: Overlay) -> No
         assert container["Image"] == body["config"]["digest"], running.where  # type: ignore[index]
         [image] = engine.inspect(container["Image"], kind="image")
         assert f"{prod.registry}/digit/{name}@{digest}" in image["RepoDigests"]
+    # Each pinned image came from the registry, pulled by the first pod that needed it.
+    assert sorted(prod.cluster.pulled) == sorted(
+        f"{prod.registry}/digit/{name}@{d}" for name, d in prod.digests.items()
+    )

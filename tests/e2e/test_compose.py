@@ -17,6 +17,8 @@ from digit_testing.images import ProjectImages
 
 from .strokes import DIGITS, draw, wait_for_digit
 
+pytestmark = pytest.mark.docker
+
 
 @pytest.mark.parametrize("which", CLIS)
 def test_compose_up_serves_the_page_and_the_api_behind_it(

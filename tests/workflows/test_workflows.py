@@ -52,6 +52,8 @@ def test_the_deploy_pins_the_images_it_built_by_digest() -> None:
     legs = images["strategy"]["matrix"]["include"]
     # Each leg writes its digest under its own name, and the job maps every one of them.
     assert {leg["output"] for leg in legs} == set(images["outputs"])
+    for output, value in images["outputs"].items():
+        assert value == f"${{{{ steps.digest.outputs.{output} }}}}", (output, value)
     digest_step = next(step for step in images["steps"] if step.get("id") == "digest")
     assert digest_step["env"]["DIGEST"] == "${{ steps.build.outputs.digest }}"
     assert any(step.get("id") == "build" and "build-push-action" in step["uses"] for step in images["steps"])

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import httpx
 
 from digit_testing.docker import REPO, DockerError, run_command
+from digit_testing.docker import client as docker_client
 from digit_testing.images import ProjectImages
 from digit_testing.processes import free_port
 from digit_testing.tooling import require_tool
@@ -82,3 +83,17 @@ def project(which: str, images: ProjectImages) -> Iterator[Project]:
         yield running
     finally:
         running("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
+        # Compose labels what it makes with the project's name, not with the run's label: check here.
+        left = [
+            f"{kind} {found}"
+            for kind, command in (
+                ("container", ["ps", "-aq"]),
+                ("network", ["network", "ls", "-q"]),
+                ("volume", ["volume", "ls", "-q"]),
+            )
+            for found in run_command(
+                [docker_client(), *command, "--filter", f"label=com.docker.compose.project={name}"]
+            ).stdout.split()
+        ]
+        if left:
+            raise DockerError(f"compose down left {left} of project {name}")

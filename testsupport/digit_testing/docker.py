@@ -37,6 +37,7 @@ SOCKET = Path("/var/run/docker.sock")
 # Debian's client first: it builds with the BuildKit inside Debian's dockerd. DOCKER overrides it.
 CLIENTS = ("/usr/bin/docker",)
 LABEL = "digit.test"
+PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -109,6 +110,10 @@ class Engine:
             command += ["--build-arg", f"{key}={value}"]
         if target:
             command += ["--target", target]
+        # Docker's predefined proxy arguments: used by the build's RUNs, kept out of the image's history.
+        for proxy in PROXY_VARIABLES:
+            if os.environ.get(proxy):
+                command += ["--build-arg", proxy]
         if secret is not None:
             command += ["--secret", f"id=pip-ca,src={secret}"]
         self(*command, str(context), timeout=timeout)

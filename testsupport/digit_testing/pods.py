@@ -7,19 +7,25 @@ over is refused by name rather than dropped:
 
 | pod spec | under Docker |
 |---|---|
-| image, command, args, workingDir | the image, --entrypoint + arguments (command replaces ENTRYPOINT, args CMD), -w |
+| image, imagePullPolicy | the image, pulled as the kubelet would (IfNotPresent, Always, Never); each pull is recorded |
+| command, args ($(VAR) expanded), workingDir | --entrypoint + arguments (command replaces ENTRYPOINT, args CMD), -w |
 | env: value ($(VAR) expanded), secretKeyRef, configMapKeyRef, fieldRef metadata.* | -e, looked up in the rendered Secrets and ConfigMaps (and any given, as `kubectl create secret` makes them) |
 | envFrom: configMapRef, secretRef, prefix | -e for every key (env wins over envFrom) |
 | runAsUser, runAsGroup, fsGroup, supplementalGroups | --user UID:GID, --group-add |
 | runAsNonRoot | refused if the user would be root, or is not numeric (as the kubelet does) |
 | readOnlyRootFilesystem, allowPrivilegeEscalation: false, capabilities, privileged | --read-only, --security-opt no-new-privileges, --cap-drop/--cap-add, --privileged |
-| seccompProfile RuntimeDefault / Unconfined | Docker's default profile / seccomp=unconfined |
-| emptyDir (sizeLimit) | a tmpfs of that size, mode 0777 and group fsGroup (kubelet's emptyDir) |
-| volumeClaimTemplates / persistentVolumeClaim | a named volume, its root given to fsGroup (g+rwx, setgid) as the kubelet does |
+| seccompProfile RuntimeDefault / Unconfined / none | Docker's default profile / seccomp=unconfined / unconfined (Kubernetes' default) |
+| emptyDir (sizeLimit), readOnly mounts | a tmpfs of that size, mode 2777 and group fsGroup (kubelet's emptyDir); unlike a disk-backed emptyDir, what is written there counts against the memory limit |
+| volumeClaimTemplates / persistentVolumeClaim | an empty named volume (no copy of the image's files), its root given to fsGroup (g+rwx, setgid) as the kubelet does |
 | resources.limits cpu, memory; requests.cpu | --cpus, --memory (no swap), --cpu-shares |
 | Services selecting the pod | network aliases (the Service's name), when each port is the container's |
 | restartPolicy Always | --restart always (RestartCount is kept: a test can insist on none) |
-| startupProbe, readinessProbe, livenessProbe: httpGet, tcpSocket, exec | polled from the host at the container's address, or docker exec, with their timings |
+| startupProbe, readinessProbe, livenessProbe: httpGet, tcpSocket, exec | polled from the host at the container's address, or docker exec, with their timings and thresholds |
+| terminationGracePeriodSeconds | --stop-timeout |
+| scheduling (topologySpreadConstraints, affinity, nodeSelector, tolerations), serviceAccountName, lifecycle.preStop | noted, not needed: one node, no API server, and the tests never stop a pod gracefully |
+
+Any other field of a pod spec or container is refused by name (PodError), so that a manifest change
+this runner would not honour fails here instead of passing untried.
 """
 
 from __future__ import annotations
@@ -36,7 +42,28 @@ from typing import Any
 
 from digit_testing.docker import DockerError, Engine
 
+# What `docker exec` takes to start a process, added to an exec probe's timeoutSeconds.
+EXEC_START = 0.5
 WORKLOAD_KINDS = ("StatefulSet", "Deployment")  # started in this order: databases before their clients
+# The fields this runner honours (or, for scheduling and the like, knows it can leave out).
+POD_FIELDS = {
+    "containers", "volumes", "securityContext", "restartPolicy", "terminationGracePeriodSeconds",
+    "serviceAccountName", "automountServiceAccountToken", "enableServiceLinks",
+    "topologySpreadConstraints", "affinity", "nodeSelector", "tolerations", "priorityClassName",
+}  # fmt: skip
+CONTAINER_FIELDS = {
+    "name", "image", "imagePullPolicy", "command", "args", "workingDir", "env", "envFrom", "ports",
+    "resources", "securityContext", "volumeMounts", "startupProbe", "readinessProbe", "livenessProbe",
+    "lifecycle", "terminationMessagePath", "terminationMessagePolicy",
+}  # fmt: skip
+SECURITY_FIELDS = {
+    "runAsUser", "runAsGroup", "runAsNonRoot", "fsGroup", "supplementalGroups", "seccompProfile",
+    "readOnlyRootFilesystem", "allowPrivilegeEscalation", "capabilities", "privileged", "fsGroupChangePolicy",
+}  # fmt: skip
+PROBE_FIELDS = {
+    "httpGet", "tcpSocket", "exec", "initialDelaySeconds", "periodSeconds", "timeoutSeconds",
+    "successThreshold", "failureThreshold",
+}  # fmt: skip
 
 
 class PodError(RuntimeError):
@@ -152,10 +179,10 @@ def environment(pod: Pod, container: Mapping[str, Any], objects: list[Mapping[st
         env.update({entry.get("prefix", "") + key: value for key, value in values.items()})
     for entry in container.get("env", []):
         name = entry["name"]
-        if "value" in entry:
-            env[name] = _expand(str(entry["value"]), env)
+        if "valueFrom" not in entry:
+            env[name] = _expand(str(entry.get("value", "")), env)
             continue
-        value_from = entry.get("valueFrom", {})
+        value_from = entry["valueFrom"]
         for key, kind in (("secretKeyRef", "Secret"), ("configMapKeyRef", "ConfigMap")):
             if key in value_from:
                 ref = value_from[key]
@@ -210,7 +237,8 @@ def _security(pod: Pod, container: Mapping[str, Any], image_user: str) -> list[s
     capabilities = context.get("capabilities", {})
     options += [f"--cap-drop={cap}" for cap in capabilities.get("drop", [])]
     options += [f"--cap-add={cap}" for cap in capabilities.get("add", [])]
-    seccomp = context.get("seccompProfile", {}).get("type", "RuntimeDefault")
+    # No profile: Kubernetes runs the container unconfined (unless the kubelet says otherwise).
+    seccomp = context.get("seccompProfile", {}).get("type", "Unconfined")
     if seccomp == "Unconfined":
         options += ["--security-opt", "seccomp=unconfined"]
     elif seccomp != "RuntimeDefault":
@@ -249,10 +277,11 @@ def _volumes(pod: Pod, container: Mapping[str, Any], prefix: str) -> tuple[list[
             # A StatefulSet's claim is per pod (CLAIM-POD), a named claim is shared.
             volume = f"{prefix}-{claim}-{pod.name}" if name in claims else f"{prefix}-{claim}"
             made[volume] = fs_group
-            options += ["--mount", f"type=volume,source={volume},target={path}{read_only}"]
+            # volume-nocopy: a claim starts empty; Docker would fill it with the image's files there.
+            options += ["--mount", f"type=volume,source={volume},target={path},volume-nocopy{read_only}"]
         elif "emptyDir" in declared.get(name, {}):
             empty_dir = declared[name]["emptyDir"] or {}
-            tmpfs = ["rw", "exec", "nosuid", "nodev", "mode=0777"]
+            tmpfs = ["ro" if mount.get("readOnly") else "rw", "exec", "nosuid", "nodev", "mode=2777"]
             if "sizeLimit" in empty_dir:
                 tmpfs.append(f"size={int(quantity(empty_dir['sizeLimit']))}")
             if fs_group is not None:
@@ -285,6 +314,34 @@ def _aliases(pod: Pod, container: Mapping[str, Any], objects: list[Mapping[str, 
     return aliases
 
 
+def _refuse_unknown(pod: Pod, container: Mapping[str, Any]) -> None:
+    where = f"{pod.name}/{container['name']}"
+    checks: list[tuple[str, Iterable[str], set[str]]] = [
+        ("pod spec", pod.spec, POD_FIELDS),
+        ("container", container, CONTAINER_FIELDS),
+        ("pod securityContext", pod.spec.get("securityContext", {}), SECURITY_FIELDS),
+        ("container securityContext", container.get("securityContext", {}), SECURITY_FIELDS),
+        ("resources", container.get("resources", {}), {"limits", "requests"}),
+        ("lifecycle", container.get("lifecycle", {}), {"preStop"}),
+    ]
+    probes = ("startupProbe", "readinessProbe", "livenessProbe")
+    checks += [(kind, container[kind], PROBE_FIELDS) for kind in probes if kind in container]
+    for kind in ("limits", "requests"):
+        checks.append((f"resources.{kind}", container.get("resources", {}).get(kind, {}), {"cpu", "memory"}))
+    for port in container.get("ports", []):
+        checks.append(("port", port, {"name", "containerPort", "protocol"}))
+    for mount in container.get("volumeMounts", []):
+        checks.append(("volumeMount", mount, {"name", "mountPath", "readOnly"}))
+    for what, fields, known in checks:
+        unknown = sorted(set(fields) - known)
+        if unknown:
+            raise PodError(f"{where}: {what} field(s) {unknown} are not supported by this runner")
+    if pod.spec.get("automountServiceAccountToken", True) is not False:
+        raise PodError(f"{where}: no service account token can be mounted here: automountServiceAccountToken: false")
+    if pod.spec.get("enableServiceLinks", True) is not False:
+        raise PodError(f"{where}: Services' environment variables are not made here: enableServiceLinks: false")
+
+
 def translate(
     pod: Pod,
     container: Mapping[str, Any],
@@ -297,25 +354,28 @@ def translate(
     """The `docker run` options, image and arguments for one container of a pod."""
     if len(pod.spec.get("containers", [])) != 1 or pod.spec.get("initContainers"):
         raise PodError(f"{pod.name}: pods of one container and no init containers only")
+    _refuse_unknown(pod, container)
     options = ["--hostname", pod.name]
     options += _security(pod, container, image_user)
     options += _resources(container)
     mounts, volumes = _volumes(pod, container, prefix)
     options += mounts
-    for key, value in environment(pod, container, objects).items():
+    env = environment(pod, container, objects)
+    for key, value in env.items():
         options += ["-e", f"{key}={value}"]
+    if "terminationGracePeriodSeconds" in pod.spec:
+        options += ["--stop-timeout", str(pod.spec["terminationGracePeriodSeconds"])]
     for alias in _aliases(pod, container, objects):
         options += ["--network-alias", alias]
     if container.get("workingDir"):
         options += ["-w", container["workingDir"]]
     restart = pod.spec.get("restartPolicy", "Always")
     options += ["--restart", {"Always": "always", "OnFailure": "on-failure", "Never": "no"}[restart]]
-    arguments: list[str] = []
-    if container.get("command"):
-        options += ["--entrypoint", container["command"][0]]
-        arguments = [*container["command"][1:], *container.get("args", [])]
-    elif container.get("args"):
-        arguments = list(container["args"])
+    command = [_expand(str(word), env) for word in container.get("command", [])]
+    arguments = [_expand(str(word), env) for word in container.get("args", [])]
+    if command:
+        options += ["--entrypoint", command[0]]
+        arguments = [*command[1:], *arguments]
     return Translation(options, image(container["image"]), arguments, volumes)
 
 
@@ -367,8 +427,9 @@ def probe_once(engine: Engine, running: Running, probe: Mapping[str, Any]) -> st
         return None if 200 <= status < 400 else f"GET {get.get('path', '/')}: HTTP {status}"
     if "tcpSocket" in probe:
         try:
+            tcp = probe["tcpSocket"]
             socket.create_connection(
-                (running.address, _port(running, probe["tcpSocket"]["port"])), timeout=timeout
+                (tcp.get("host") or running.address, _port(running, tcp["port"])), timeout=timeout
             ).close()
         except OSError as error:
             return f"tcp: {error}"
@@ -376,7 +437,8 @@ def probe_once(engine: Engine, running: Running, probe: Mapping[str, Any]) -> st
     if "exec" in probe:
         command = probe["exec"]["command"]
         try:
-            result = engine("exec", running.docker_name, *command, check=False, timeout=timeout + 5)
+            # The kubelet's timeout, plus what `docker exec` itself takes to start the process.
+            result = engine("exec", running.docker_name, *command, check=False, timeout=timeout + EXEC_START)
         except DockerError as error:
             return str(error)
         return (
@@ -401,10 +463,16 @@ def await_probe(engine: Engine, running: Running, kind: str, deadline: float, pe
     first = running.started + float(probe.get("initialDelaySeconds", 0))
     time.sleep(max(0.0, first - time.monotonic()))
     failures, threshold = 0, int(probe.get("failureThreshold", 3))
+    successes, needed = 0, int(probe.get("successThreshold", 1))
     while True:
         failure = probe_once(engine, running, probe)
         if failure is None:
-            return time.monotonic() - running.started
+            successes += 1
+            if successes >= needed:
+                return time.monotonic() - running.started
+            time.sleep(every)
+            continue
+        successes = 0
         failures += 1
         state = engine.inspect(running.docker_name)[0]["State"]
         if kind == "startupProbe" and failures >= threshold and period is None:
@@ -426,6 +494,7 @@ class Cluster:
     name: str
     image: Callable[[str], str] = str
     running: list[Running] = field(default_factory=list)
+    pulled: list[str] = field(default_factory=list)  # the images this cluster pulled, in order
 
     @property
     def network(self) -> str:
@@ -466,6 +535,7 @@ class Cluster:
         present = self.engine("image", "inspect", image, check=False).returncode == 0
         if policy == "Always" or (policy == "IfNotPresent" and not present):
             self.engine("pull", image, timeout=600)
+            self.pulled.append(image)
         elif not present:
             raise PodError(f"{image}: imagePullPolicy Never and the image is not on the node")
 
@@ -490,6 +560,9 @@ class Cluster:
                 await_probe(self.engine, running, "startupProbe", deadline, period)
                 ready[running.where] = await_probe(self.engine, running, "readinessProbe", deadline, period)
                 liveness = running.container.get("livenessProbe")
+                if liveness:
+                    first = running.started + float(liveness.get("initialDelaySeconds", 0))
+                    time.sleep(max(0.0, first - time.monotonic()))
                 if liveness and (failure := probe_once(self.engine, running, liveness)):
                     raise PodError(f"{running.where}: ready, but its liveness probe fails: {failure}")
             except PodError as error:

@@ -24,8 +24,11 @@ from digit_testing.tooling import require_tool, unavailable
 
 RECIPE = REPO / "testsupport" / "standins"
 SUITE = "bookworm"
-# Debian's archive as apt reaches it on this machine; DEBIAN_MIRROR overrides it.
-MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+# Debian's archive as apt reaches it on this machine, for debootstrap and for the stand-ins' apt;
+# DEBIAN_MIRROR and DEBIAN_SECURITY_MIRROR override them.
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+MIRROR = os.environ.get("DEBIAN_MIRROR", DEFAULT_MIRROR)
+SECURITY_MIRROR = os.environ.get("DEBIAN_SECURITY_MIRROR", "http://deb.debian.org/debian-security")
 ROOTFS_NAME = f"debian-{SUITE}.tar"
 
 
@@ -94,6 +97,12 @@ def build(engine: Engine, cache: Path) -> Bases:
     tar = rootfs(cache)
     context = cache / f"context-{engine.run_id}"
     shutil.copytree(RECIPE, context)
+    sources = context / "debian" / "debian.sources"
+    sources.write_text(
+        sources.read_text()
+        .replace(f"{DEFAULT_MIRROR}-security", SECURITY_MIRROR)
+        .replace(f"{DEFAULT_MIRROR}\n", f"{MIRROR}\n")
+    )
     try:
         os.link(tar, context / ROOTFS_NAME)  # the same file system (build/): no copy of 100 MB
     except OSError:

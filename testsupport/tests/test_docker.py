@@ -6,9 +6,13 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+import pytest
+
 from digit_testing.docker import Engine
 from digit_testing.images import ProjectImages, held_certificates
 from digit_testing.standins import Bases
+
+pytestmark = pytest.mark.docker
 
 
 def test_cleanup_removes_what_the_run_labelled_and_nothing_else(docker_engine: Engine, standin_bases: Bases) -> None:

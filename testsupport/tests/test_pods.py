@@ -24,6 +24,8 @@ def deployment(**container: Any) -> dict[str, Any]:
             "template": {
                 "metadata": {"labels": {"app.kubernetes.io/name": "web"}},
                 "spec": {
+                    "automountServiceAccountToken": False,
+                    "enableServiceLinks": False,
                     "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "runAsGroup": 2000, "fsGroup": 3000},
                     "containers": [{"name": "web", "image": "web:1", **container}],
                     "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
@@ -67,7 +69,7 @@ def test_the_security_context_resources_and_volumes_become_run_options() -> None
     assert options[options.index("--cpus") + 1] == "0.5"
     tmpfs = options[options.index("--tmpfs") + 1]
     assert (
-        tmpfs.startswith(f"{TMP}:") and f"size={64 * 2**20}" in tmpfs and "gid=3000" in tmpfs and "mode=0777" in tmpfs
+        tmpfs.startswith(f"{TMP}:") and f"size={64 * 2**20}" in tmpfs and "gid=3000" in tmpfs and "mode=2777" in tmpfs
     )
     assert options[options.index("--restart") + 1] == "always"
 
@@ -108,6 +110,15 @@ def test_env_comes_from_values_configmaps_secrets_and_envfrom_with_env_winning()
         (lambda d: d["spec"]["template"]["spec"]["volumes"].append({"name": "cfg", "configMap": {"name": "c"}}) or d["spec"]["template"]["spec"]["containers"][0].update(volumeMounts=[{"name": "cfg", "mountPath": "/c"}]), "volume cfg (configMap) is not supported"),
         (lambda d: d["spec"]["template"]["spec"]["containers"].append({"name": "sidecar", "image": "x:1"}), "pods of one container"),
         (lambda d: d["spec"]["template"]["spec"]["securityContext"].update(seccompProfile={"type": "Localhost"}), "seccompProfile Localhost"),
+        (lambda d: d["spec"]["template"]["spec"].update(hostNetwork=True), "pod spec field(s) ['hostNetwork']"),
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(stdin=True), "container field(s) ['stdin']"),
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(ports=[{"containerPort": 80, "hostPort": 80}]), "port field(s) ['hostPort']"),
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(volumeMounts=[{"name": "tmp", "mountPath": "/t", "subPathExpr": "$(X)"}]), "volumeMount field(s) ['subPathExpr']"),
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(resources={"limits": {"ephemeral-storage": "1Gi"}}), "resources.limits field(s) ['ephemeral-storage']"),
+        (lambda d: d["spec"]["template"]["spec"]["securityContext"].update(sysctls=[]), "pod securityContext field(s) ['sysctls']"),
+        (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(lifecycle={"postStart": {}}), "lifecycle field(s) ['postStart']"),
+        (lambda d: d["spec"]["template"]["spec"].pop("automountServiceAccountToken"), "no service account token"),
+        (lambda d: d["spec"]["template"]["spec"].update(enableServiceLinks=True), "Services' environment variables"),
     ],
 )  # fmt: skip
 def test_what_the_runner_cannot_honour_is_refused_by_name(change, message: str) -> None:
@@ -128,12 +139,14 @@ def test_run_as_non_root_checks_the_image_user_when_the_spec_sets_none() -> None
         options_of(objects, image_user="")
 
 
-def test_command_replaces_the_entrypoint_and_args_the_cmd() -> None:
-    objects = [deployment(command=["python", "-m", "x"], args=["--once"])]
+def test_command_replaces_the_entrypoint_and_args_the_cmd_with_variables_expanded() -> None:
+    objects = [
+        deployment(command=["python", "-m", "x"], args=["--once", "$(MODE)"], env=[{"name": "MODE", "value": "fast"}])
+    ]
     pod = pods(objects)[0]
     done = translate(pod, pod.spec["containers"][0], objects, "net")
     assert done.options[done.options.index("--entrypoint") + 1] == "python"
-    assert done.arguments == ["-m", "x", "--once"]
+    assert done.arguments == ["-m", "x", "--once", "fast"]
     objects = [deployment(args=["--once"])]
     pod = pods(objects)[0]
     done = translate(pod, pod.spec["containers"][0], objects, "net")
@@ -162,3 +175,21 @@ def test_the_overlays_pods_translate_with_the_databases_first() -> None:
         assert "--read-only" in options
     # The frontend's Service maps 80 to 8080, which an alias cannot: it is reached at its own port.
     assert aliases == {"digit-postgres-0": ["digit-postgres"], "digit-api-0": ["digit-api"], "digit-frontend-0": []}
+
+
+def test_read_only_mounts_claims_and_the_default_seccomp_follow_kubernetes() -> None:
+    objects = [
+        deployment(
+            volumeMounts=[{"name": "tmp", "mountPath": TMP, "readOnly": True}, {"name": "data", "mountPath": "/d"}]
+        )
+    ]
+    objects[0]["kind"] = "StatefulSet"
+    objects[0]["spec"]["volumeClaimTemplates"] = [{"metadata": {"name": "data"}}]
+    pod = pods(objects)[0]
+    done = translate(pod, pod.spec["containers"][0], objects, "net")
+    assert done.options[done.options.index("--tmpfs") + 1].startswith(f"{TMP}:ro,")
+    mount = done.options[done.options.index("--mount") + 1]
+    assert mount == "type=volume,source=net-data-web-0,target=/d,volume-nocopy"  # a claim starts empty
+    assert done.volumes == {"net-data-web-0": 3000}
+    # No seccompProfile: Kubernetes' default is unconfined, not Docker's profile.
+    assert done.options[done.options.index("--security-opt") + 1] == "seccomp=unconfined"

@@ -27,7 +27,9 @@ if [ ! -w "$output_dir" ]; then
 fi
 
 # The names of the variables that are set, as envsubst's SHELL-FORMAT: ${NAME} ${OTHER} ...
-defined_envs=$(awk -v filter="$filter" 'END { for (name in ENVIRON) if (name ~ filter) printf "${%s} ", name }' </dev/null)
+# (The filter goes into awk's program as a /regex/, as there, not through -v, which would read
+# its backslashes as escapes.)
+defined_envs=$(awk "END { for (name in ENVIRON) if (name ~ /${filter}/) printf \"\${%s} \", name }" </dev/null)
 
 find "$template_dir" -follow -type f -name "*$suffix" -print | while read -r template; do
     relative_path="${template#"$template_dir/"}"

@@ -15,7 +15,8 @@ entrypoint_log() {
 if [ "$1" = nginx ] || [ "$1" = nginx-debug ]; then
     if find /docker-entrypoint.d/ -mindepth 1 -maxdepth 1 -type f -print -quit 2>/dev/null | read -r _; then
         entrypoint_log "$0: /docker-entrypoint.d/ is not empty, will attempt to perform configuration"
-        for script in $(find /docker-entrypoint.d/ -follow -type f | sort -V); do
+        # A pipeline, as there: what a sourced *.envsh exports reaches the scripts after it, not nginx.
+        find /docker-entrypoint.d/ -follow -type f -print | sort -V | while read -r script; do
             case "$script" in
                 *.envsh)
                     if [ -x "$script" ]; then

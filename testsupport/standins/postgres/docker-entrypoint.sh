@@ -70,15 +70,29 @@ if [[ "$1" == postgres ]] && ! wants_help "$@"; then
         fi
         ls /docker-entrypoint-initdb.d/ >/dev/null
 
-        # shellcheck disable=SC2086 # POSTGRES_INITDB_ARGS holds several words on purpose
-        initdb --username="$POSTGRES_USER" --pwfile=<(printf '%s\n' "$POSTGRES_PASSWORD") $POSTGRES_INITDB_ARGS
+        # A user id without a passwd entry (runAsUser of any number): initdb needs a name for it,
+        # which nss_wrapper gives for the duration of the set-up.
+        if ! getent passwd "$(id -u)" >/dev/null; then
+            for wrapper in /usr/lib/*/libnss_wrapper.so; do
+                NSS_WRAPPER_PASSWD="$(mktemp)"
+                NSS_WRAPPER_GROUP="$(mktemp)"
+                printf 'postgres:x:%s:%s:PostgreSQL:%s:/bin/false\n' "$(id -u)" "$(id -g)" "$PGDATA" >"$NSS_WRAPPER_PASSWD"
+                printf 'postgres:x:%s:\n' "$(id -g)" >"$NSS_WRAPPER_GROUP"
+                export LD_PRELOAD="$wrapper" NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP
+            done
+        fi
 
-        method="${POSTGRES_HOST_AUTH_METHOD:-$(postgres -C password_encryption)}"
+        # eval: POSTGRES_INITDB_ARGS is shell words ("--data-checksums --locale=C"), quotes kept.
+        eval 'initdb --username="$POSTGRES_USER" --pwfile=<(printf "%s\n" "$POSTGRES_PASSWORD") '"$POSTGRES_INITDB_ARGS"
+
+        # The server's own options (the command's words after `postgres`) count for its settings.
+        server_args=("${@:2}")
+        method="${POSTGRES_HOST_AUTH_METHOD:-$(postgres -C password_encryption "${server_args[@]}")}"
         printf '\nhost all all all %s\n' "$method" >>"$PGDATA/pg_hba.conf"
 
         export PGPASSWORD="${PGPASSWORD:-$POSTGRES_PASSWORD}"
         NOTIFY_SOCKET='' PGUSER="${PGUSER:-$POSTGRES_USER}" \
-            pg_ctl -D "$PGDATA" -o "-c listen_addresses='' -p ${PGPORT:-5432}" -w start
+            pg_ctl -D "$PGDATA" -o "$(printf '%q ' "${server_args[@]}" -c "listen_addresses=" -p "${PGPORT:-5432}")" -w start
 
         psql_init=(psql -v ON_ERROR_STOP=1 --username "$POSTGRES_USER" --no-password --no-psqlrc)
         exists="$(PGHOST='' PGHOSTADDR='' "${psql_init[@]}" --dbname postgres --set db="$POSTGRES_DB" --tuples-only \
@@ -114,6 +128,10 @@ if [[ "$1" == postgres ]] && ! wants_help "$@"; then
 
         pg_ctl -D "$PGDATA" -m fast -w stop
         unset PGPASSWORD
+        if [[ -n "${NSS_WRAPPER_PASSWD:-}" ]]; then
+            rm -f "$NSS_WRAPPER_PASSWD" "$NSS_WRAPPER_GROUP"
+            unset LD_PRELOAD NSS_WRAPPER_PASSWD NSS_WRAPPER_GROUP
+        fi
         echo
         echo 'PostgreSQL init process complete; ready for start up.'
         echo
