@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
                 size = docker.inspect(image, kind="image")[0]["Size"]
                 base = docker.inspect(bases.substitute(official), kind="image")[0]["Size"]
                 name, added = image.partition(":")[0], (size - base) / MB
-                row = f"{name:<18} {size / MB:5.0f} MB  {base / MB:5.0f} MB  {added:6.1f} MB"
+                row = f"{name:<18} {size / MB:5.0f} MB  {base / MB:5.0f} MB  {added:7.2f} MB"
                 print(f"{row} (base: stand-in of {official})")
 
             volume = f"bench-{docker.run_id}"

@@ -30,6 +30,7 @@ from typing import Any
 
 import httpx
 
+from digit_testing.processes import stop
 from digit_testing.tooling import require_tool, unavailable
 
 INSTALL = "apt-get install docker.io docker-compose (Debian's engine, client and Compose)"
@@ -271,15 +272,4 @@ def engine(state_dir: Path) -> Iterator[Engine]:
     try:
         yield Engine(cli, started=process)
     finally:
-        stop_daemon(process)
-
-
-def stop_daemon(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM and wait: dockerd stops its containerd and leaves its state consistent."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=60)  # dockerd stops its containerd and leaves its state consistent

@@ -40,11 +40,12 @@ def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: flo
     raise NotStarted(f"{url} never answered {status}; log:\n{log.read_text()[-3000:]}")
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
+def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    """SIGTERM, `timeout` seconds to exit, then SIGKILL."""
     if process.poll() is None:
         process.terminate()
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
