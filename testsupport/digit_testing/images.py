@@ -10,6 +10,7 @@ bundle that the image does not have itself (the check: `foreign_certificates`).
 from __future__ import annotations
 
 import base64
+import json
 import re
 import subprocess
 from dataclasses import dataclass
@@ -75,7 +76,9 @@ def build_secret(bundle: Path, folder: Path, local_cas: Path = LOCAL_CAS) -> Sec
 def build(engine: Engine, bases: Bases, secret: Secret, *, version: str = "0.0.0-test") -> ProjectImages:
     """Both images, tagged with the run's id; the API's first (the frontend's build is seconds)."""
     images = ProjectImages(engine.run_id, secret)
-    common = {"VERSION": version, "REVISION": "test", **bases.build_args()}
+    # The build arguments CI gives (deploy.yml), the model's version read as it reads it.
+    model_version = str(json.loads((REPO / "api" / "models" / "model.json").read_text())["version"])
+    common = {"VERSION": version, "REVISION": "test", "MODEL_VERSION": model_version, **bases.build_args()}
     engine.build(images.api, API_DOCKERFILE, build_args=common, secret=secret.bundle)
     engine.build(images.frontend, FRONTEND_DOCKERFILE, build_args=common, secret=secret.bundle)
     return images
