@@ -12,6 +12,7 @@ import time
 import zlib
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
@@ -137,11 +138,7 @@ class ServiceMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                out = MutableHeaders(scope=message)
-                out["X-Request-Id"] = rid
-                # Prediction routes name the model that answered; the rest report the one in service.
-                if "x-model-version" not in out:
-                    out["X-Model-Version"] = store.version or "none"
+                set_response_headers(message, rid, store.version, headers, scope)
             await send(message)
 
         started_response = False
@@ -285,6 +282,35 @@ async def send_reply(send: Send, reply: Reply, rid: str, version: str | None) ->
     headers += [(b"content-length", str(len(reply.body)).encode()), (b"x-request-id", rid.encode())]
     await send({"type": "http.response.start", "status": reply.status, "headers": headers})
     await send({"type": "http.response.body", "body": reply.body})
+
+
+def set_response_headers(start: Message, rid: str, version: str | None, request: Headers, scope: Scope) -> None:
+    """What every answer carries: the request id, the model version, and a Location that is a path."""
+    out = MutableHeaders(scope=start)
+    out["X-Request-Id"] = rid
+    if 300 <= start["status"] < 400 and "location" in out:
+        out["Location"] = relative_location(out["location"], request, scope)
+    # Prediction routes name the model that answered; the rest report the one in service.
+    if "x-model-version" not in out:
+        out["X-Model-Version"] = version or "none"
+
+
+def relative_location(location: str, headers: Headers, scope: Scope) -> str:
+    """A redirect the app built from the request's Host header, as a path; any other as it is.
+
+    Starlette's redirects (a trailing slash added or dropped, a page folder) are absolute URLs made
+    from the client's Host: a forged Host sends the client elsewhere, and behind TLS or on another
+    port the scheme and port are wrong. A path (and query) is resolved by the client against the
+    URL it asked for, which is right wherever the service stands.
+    """
+    parts = urlsplit(location)
+    # Starlette's own choice: the Host header, or without one the address the server listens on.
+    server = scope.get("server") or ("", None)
+    built_from = {headers.get("host", "").lower()} if headers.get("host") else {server[0], f"{server[0]}:{server[1]}"}
+    if not parts.netloc or parts.netloc.lower() not in built_from:
+        return location
+    # One leading slash: "//x" would be read as a host.
+    return urlunsplit(("", "", "/" + parts.path.lstrip("/"), parts.query, parts.fragment))
 
 
 def under_prefix(scope: Scope) -> Scope:

@@ -505,3 +505,11 @@ def test_api_down_gives_json_503(nginx_bin: str, tmp_path: Path) -> None:
         assert httpx.get(f"{server.url}/", timeout=10).status_code == 200
     finally:
         stop(process)
+
+
+@pytest.mark.parametrize(("path", "location"), [("/api/feedback/", "/api/feedback"), ("/api/model/", "/api/model")])
+def test_redirects_through_nginx_are_paths_whatever_the_host(client: httpx.Client, path: str, location: str) -> None:
+    """A forged Host (or one behind TLS, on another port) never ends up in a redirect the client follows."""
+    response = client.get(path, headers={"Host": "evil.example:8443", "X-Forwarded-Proto": "https"})
+    assert response.status_code == 307
+    assert response.headers["location"] == location
