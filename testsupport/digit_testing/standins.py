@@ -1,5 +1,10 @@
 """Stand-ins for the official base images, built here from Debian's archive (testsupport/standins/).
 
+    sudo .venv/bin/python -m digit_testing.standins     # (a Docker engine must be running)
+
+builds them as digit-standin/NAME:bookworm, keeps them, and prints the build arguments that put the
+project's Dockerfiles on them (README "Images"). The tests build their own, and remove them after.
+
 The machines that test this project reach Debian's and PyPI's archives but no image registry, so
 `python:3.11.14-slim-bookworm`, `nginxinc/nginx-unprivileged:1.28.3-alpine` and
 `postgres:17.6-bookworm` cannot be pulled. `debootstrap --variant=minbase bookworm` makes a root
@@ -11,15 +16,17 @@ arguments; the pod runner (digit_testing.pods) runs them where a pod spec names 
 
 from __future__ import annotations
 
+import argparse
 import concurrent.futures
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from digit_testing.docker import REPO, Engine, run_command
+from digit_testing.docker import INSTALL, REPO, Engine, answers, find_client, run_command
 from digit_testing.tooling import require_tool, unavailable
 
 RECIPE = REPO / "testsupport" / "standins"
@@ -121,3 +128,30 @@ def build(engine: Engine, cache: Path) -> Bases:
     finally:
         shutil.rmtree(context, ignore_errors=True)
     return Bases(tags)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Build the stand-ins under a fixed tag and say how to build the project's images on them."""
+    parser = argparse.ArgumentParser(prog="python -m digit_testing.standins", description=main.__doc__)
+    parser.add_argument("--tag", default=SUITE, help=f"the stand-ins' tag (default {SUITE})")
+    args = parser.parse_args(argv)
+    cli = find_client()
+    if cli is None:
+        print(f"no docker client: {INSTALL}", file=sys.stderr)
+        return 2
+    if not answers(cli):
+        print(
+            "no Docker engine answers: start one first (sudo dockerd &, or sudo systemctl start docker)",
+            file=sys.stderr,
+        )
+        return 2
+    bases = build(Engine(cli, run_id=args.tag), REPO / "build" / "standins")
+    for official, tag in bases.tags.items():
+        print(f"{official:<45} -> {tag}")
+    print("build arguments for the project's Dockerfiles:")
+    print(" ".join(f"--build-arg {key}={value}" for key, value in bases.build_args().items()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
