@@ -30,23 +30,19 @@ import httpx
 from digit_testing import images, standins
 from digit_testing.compose import project
 from digit_testing.docker import REPO, Engine, ca_bundle, engine
+from digit_testing.images import LOCKED_DOWN
+from digit_testing.processes import poll_until
 from digit_testing.releases import held_out
 
-LOCKED_DOWN = ("--read-only", "--cap-drop=ALL", "--security-opt", "no-new-privileges", "--tmpfs", "/tmp")  # noqa: S108
 MB = 1_000_000
 
 
 def until(answered: Callable[[], bool], timeout: float = 60) -> float:
-    """Seconds until `answered()` is true, polling every 20 ms."""
+    """Seconds until `answered()` is true, asking every 20 ms."""
     started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        try:
-            if answered():
-                return time.perf_counter() - started
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    raise TimeoutError(f"no answer within {timeout} s")
+    if why := poll_until(answered, timeout=timeout, interval=0.02, timed_out=f"no answer within {timeout} s"):
+        raise TimeoutError(why)
+    return time.perf_counter() - started
 
 
 def start_to_answer(docker: Engine, image: str, options: tuple[str, ...], port: int, path: str) -> float:

@@ -16,14 +16,12 @@ import httpx
 import pytest
 
 from digit_testing.docker import Engine
-from digit_testing.images import ProjectImages, held_certificates
+from digit_testing.images import LOCKED_DOWN, ProjectImages, held_certificates
 from digit_testing.standins import Bases
 
 pytestmark = pytest.mark.docker
 
-# What every container of the project runs with (compose.yaml and the pod specs say the same).
 TMP = "/tmp"  # noqa: S108 - the containers' own /tmp, a tmpfs
-LOCKED_DOWN = ("--read-only", "--cap-drop=ALL", "--security-opt", "no-new-privileges")
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +63,7 @@ def test_the_api_image_serves_with_postgresql(
     ) as db:  # fmt: skip
         db.wait_until("pg_isready", "-q", "-h", "127.0.0.1", "-U", "digit", "-d", "feedback")
         with docker_engine.container(
-            project_images.api, "--network", network, *LOCKED_DOWN, "--tmpfs", TMP,
+            project_images.api, "--network", network, *LOCKED_DOWN,
             "-e", f"DATABASE_URL=postgresql://digit:{password}@{alias}:5432/feedback",
         ) as api:  # fmt: skip
             url = f"http://{api.address()}:8000"
@@ -83,7 +81,7 @@ def test_the_api_image_keeps_verdicts_in_sqlite_on_its_volume(
     """Without DATABASE_URL the image writes SQLite to /data; a new container on the volume still counts them."""
     volume = f"digit-feedback-{docker_engine.run_id}"
     docker_engine("volume", "create", "--label", docker_engine.label, volume)
-    options = ("--network", network, *LOCKED_DOWN, "--tmpfs", TMP, "-v", f"{volume}:/data")
+    options = ("--network", network, *LOCKED_DOWN, "-v", f"{volume}:/data")
     try:
         with docker_engine.container(project_images.api, *options) as api:
             url = f"http://{api.address()}:8000"
@@ -125,7 +123,7 @@ def test_the_frontend_image_renders_its_config_and_serves_as_uid_101(
 ) -> None:
     """The entrypoint fills the template from the environment into a tmpfs that uid 101 owns; nginx serves the page."""
     with docker_engine.container(
-        project_images.frontend, "--network", network, *LOCKED_DOWN, "--tmpfs", TMP,
+        project_images.frontend, "--network", network, *LOCKED_DOWN,
         "--tmpfs", "/etc/nginx/conf.d:uid=101,gid=101", "-e", "API_UPSTREAM=127.0.0.1:9",
     ) as frontend:  # fmt: skip
         url = f"http://{frontend.address()}:8080"

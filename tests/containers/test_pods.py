@@ -29,11 +29,13 @@ import httpx
 import pytest
 import yaml
 
-from digit_testing.docker import Engine
+from digit_release.manifest import read_manifest
+from digit_testing.docker import Container, Engine
 from digit_testing.images import ProjectImages
 from digit_testing.kube import renderer, with_database_env
-from digit_testing.pods import Cluster, Running, kubectl_exec, quantity, secret
+from digit_testing.pods import Cluster, Running, quantity, secret
 from digit_testing.registry import manifest, push, registry
+from digit_testing.releases import SHIPPED
 from digit_testing.standins import Bases
 from digit_testing.tooling import unavailable
 
@@ -41,7 +43,7 @@ pytestmark = pytest.mark.docker
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "automation" / "deploy.sh"
-MODEL_VERSION = "1"
+MODEL_VERSION = read_manifest(SHIPPED).version
 TMP = "/tmp"  # noqa: S108 - the containers' own /tmp
 
 
@@ -66,7 +68,7 @@ class Overlay:
     cluster: Cluster
     objects: list[dict[str, Any]]
     ready: dict[str, float]
-    database: Any  # the container that holds the feedback database
+    database: Container  # the container that holds the feedback database
     digests: dict[str, str]  # image name -> digest, when the images came from the registry
     registry: str | None = None
 
@@ -85,7 +87,7 @@ def dev(docker_engine: Engine, project_images: ProjectImages, standin_bases: Bas
     try:
         cluster.start()
         ready = cluster.wait_ready()
-        yield Overlay("dev", cluster, objects, ready, cluster.of("digit-postgres")[0], {})
+        yield Overlay("dev", cluster, objects, ready, cluster.docker(cluster.of("digit-postgres")[0]), {})
     finally:
         cluster.stop()
 
@@ -141,9 +143,7 @@ def overlay(request: pytest.FixtureRequest) -> Overlay:
 
 def psql(overlay: Overlay, query: str) -> str:
     command = ["psql", "-U", "digit", "-d", "feedback", "-tAc", query]
-    if isinstance(overlay.database, Running):
-        return kubectl_exec(overlay.cluster.engine, overlay.database, *command).stdout.strip()
-    return str(overlay.database.exec(*command).stdout.strip())
+    return overlay.database.exec(*command).stdout.strip()
 
 
 # ---- every workload ready, as its spec says ---------------------------------------------------------

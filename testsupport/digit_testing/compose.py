@@ -17,12 +17,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import httpx
-
-from digit_testing.docker import REPO, DockerError, run_command
+from digit_testing.docker import REPO, DockerError, Engine, run_command
 from digit_testing.docker import client as docker_client
 from digit_testing.images import ProjectImages
-from digit_testing.processes import free_port
+from digit_testing.processes import answers, free_port, poll_until
 from digit_testing.tooling import require_tool
 
 COMPOSE_FILE = REPO / "compose.yaml"
@@ -57,16 +55,16 @@ class Project:
         """`up -d --no-build`, then until the page and the API behind it answer; the seconds it took."""
         started = time.monotonic()
         self("up", "--detach", "--no-build", timeout=timeout)
-        deadline = started + timeout
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{self.url}/api/readyz", timeout=2).status_code == 200:
-                    return time.monotonic() - started
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        logs = self("logs", "--no-color", check=False)
-        raise DockerError(f"compose up: {self.url} never became ready; logs:\n{logs.stdout[-4000:]}")
+        why = poll_until(
+            lambda: answers(f"{self.url}/api/readyz", timeout=2),
+            timeout=timeout - (time.monotonic() - started),
+            interval=0.1,
+            timed_out=f"compose up: {self.url} never became ready",
+        )
+        if why is not None:
+            logs = self("logs", "--no-color", check=False)
+            raise DockerError(f"{why}; logs:\n{logs.stdout[-4000:]}")
+        return time.monotonic() - started
 
 
 @contextmanager
@@ -84,16 +82,6 @@ def project(which: str, images: ProjectImages) -> Iterator[Project]:
     finally:
         running("down", "--volumes", "--remove-orphans", "--timeout", "10", check=False)
         # Compose labels what it makes with the project's name, not with the run's label: check here.
-        left = [
-            f"{kind} {found}"
-            for kind, command in (
-                ("container", ["ps", "-aq"]),
-                ("network", ["network", "ls", "-q"]),
-                ("volume", ["volume", "ls", "-q"]),
-            )
-            for found in run_command(
-                [docker_client(), *command, "--filter", f"label=com.docker.compose.project={name}"]
-            ).stdout.split()
-        ]
+        left = Engine(docker_client()).resources(f"com.docker.compose.project={name}")
         if left:
             raise DockerError(f"compose down left {left} of project {name}")

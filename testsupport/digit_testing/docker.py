@@ -21,16 +21,13 @@ import secrets
 import shutil
 import ssl
 import subprocess
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from digit_testing.processes import stop
+from digit_testing.processes import answers, poll_until, stop
 from digit_testing.tooling import require_tool, unavailable
 
 INSTALL = "apt-get install docker.io docker-compose (Debian's engine, client and Compose)"
@@ -40,6 +37,14 @@ CLIENTS = ("/usr/bin/docker",)
 LABEL = "digit.test"
 PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy")
 REPO = Path(__file__).resolve().parents[2]
+# How each kind of thing a run made is removed (a container with its anonymous volumes, an image
+# with all its tags).
+REMOVE = {
+    "container": ("rm", "--force", "--volumes"),
+    "network": ("network", "rm"),
+    "volume": ("volume", "rm"),
+    "image": ("image", "rm", "--force"),
+}
 
 
 class DockerError(RuntimeError):
@@ -74,7 +79,6 @@ class Engine:
 
     cli: str
     run_id: str = field(default_factory=lambda: f"{os.getpid()}-{secrets.token_hex(3)}")
-    started: subprocess.Popen[bytes] | None = None
 
     @property
     def label(self) -> str:
@@ -109,8 +113,8 @@ class Engine:
         target: str | None = None,
         secret: Path | None = None,
         timeout: float = 900,
-    ) -> str:
-        """Build `dockerfile` with BuildKit as `tag` (labelled as this run's); the image id."""
+    ) -> None:
+        """Build `dockerfile` with BuildKit as `tag` (labelled as this run's)."""
         command = ["build", "--progress=plain", "-f", str(dockerfile), "-t", tag, "--label", self.label]
         for key, value in (build_args or {}).items():
             command += ["--build-arg", f"{key}={value}"]
@@ -123,7 +127,6 @@ class Engine:
         if secret is not None:
             command += ["--secret", f"id=pip-ca,src={secret}"]
         self(*command, str(context), timeout=timeout)
-        return str(self.inspect(tag, kind="image")[0]["Id"])
 
     @contextmanager
     def container(self, image: str, *options: str, arguments: Sequence[str] = ()) -> Iterator[Container]:
@@ -135,34 +138,31 @@ class Engine:
         finally:
             self("rm", "--force", "--volumes", name, check=False)
 
-    def cleanup(self) -> list[str]:
-        """Remove every container, network, volume and image of this run; what could not be removed."""
-        left: list[str] = []
-        containers = self("ps", "-aq", "--filter", f"label={self.label}", check=False).stdout.split()
-        if containers:
-            self("rm", "-f", "-v", *containers, check=False)
-        for kind in ("network", "volume"):
-            names = self(kind, "ls", "-q", "--filter", f"label={self.label}", check=False).stdout.split()
-            for name in names:
-                if self(kind, "rm", name, check=False).returncode != 0:
-                    left.append(f"{kind} {name}")
-        images = self("images", "-q", "--no-trunc", "--filter", f"label={self.label}", check=False).stdout.split()
-        for image in dict.fromkeys(images):
-            if self("image", "rm", "-f", image, check=False).returncode != 0:
-                left.append(f"image {image}")
-        return left
-
-    def leftovers(self) -> list[str]:
-        """What of this run is still on the engine (the test of the cleanup)."""
+    def resources(self, label: str | None = None) -> list[tuple[str, str]]:
+        """(kind, id) of every container, network, volume and image carrying `label` (this run's by
+        default), containers first: the order they can be removed in."""
         found = []
         for kind, command in (
             ("container", ["ps", "-aq"]),
             ("network", ["network", "ls", "-q"]),
             ("volume", ["volume", "ls", "-q"]),
-            ("image", ["images", "-q"]),
+            ("image", ["images", "-q", "--no-trunc"]),
         ):
-            found += [f"{kind} {name}" for name in self(*command, "--filter", f"label={self.label}").stdout.split()]
+            names = self(*command, "--filter", f"label={label or self.label}").stdout.split()
+            found += [(kind, name) for name in dict.fromkeys(names)]
         return found
+
+    def cleanup(self) -> list[str]:
+        """Remove every container, network, volume and image of this run; what could not be removed."""
+        left = []
+        for kind, name in self.resources():
+            if self(*REMOVE[kind], name, check=False).returncode != 0:
+                left.append(f"{kind} {name}")
+        return left
+
+    def leftovers(self) -> list[str]:
+        """What of this run is still on the engine (the test of the cleanup)."""
+        return [f"{kind} {name}" for kind, name in self.resources()]
 
 
 @dataclass(frozen=True)
@@ -183,30 +183,33 @@ class Container:
     def exec(self, *command: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
         return self.engine("exec", self.name, *command, timeout=timeout)
 
+    def exited(self) -> str | None:
+        """None while the container runs; else how it ended."""
+        state = self.engine.inspect(self.name)[0]["State"]
+        return None if state["Running"] else f"{self.name} exited with {state['ExitCode']}"
+
     def wait_until(self, *command: str, timeout: float = 60) -> None:
         """Until `command` succeeds inside the container (pg_isready, say); DockerError with the log if not."""
-        deadline = time.monotonic() + timeout
-        while self.engine("exec", self.name, *command, check=False).returncode != 0:
-            if time.monotonic() > deadline:
-                raise DockerError(
-                    f"{' '.join(command)} never succeeded in {self.name}; its log:\n{self.logs()[-4000:]}"
-                )
-            time.sleep(0.2)
+        why = poll_until(
+            lambda: self.engine("exec", self.name, *command, check=False).returncode == 0,
+            timeout=timeout,
+            interval=0.2,
+            timed_out=f"{' '.join(command)} never succeeded in {self.name}",
+        )
+        if why is not None:
+            raise DockerError(f"{why}; its log:\n{self.logs()[-4000:]}")
 
     def wait_for(self, url: str, timeout: float = 60, status: int = 200) -> None:
         """Until `url` answers `status`; DockerError with the container's log if it exits or time runs out."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            state = self.engine.inspect(self.name)[0]["State"]
-            if not state["Running"]:
-                raise DockerError(f"{self.name} exited with {state['ExitCode']}; its log:\n{self.logs()[-4000:]}")
-            try:
-                if httpx.get(url, timeout=2).status_code == status:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        raise DockerError(f"{url} never answered {status}; the log of {self.name}:\n{self.logs()[-4000:]}")
+        why = poll_until(
+            lambda: answers(url, status, timeout=2),
+            timeout=timeout,
+            interval=0.1,
+            timed_out=f"{url} never answered {status}",
+            gone=self.exited,
+        )
+        if why is not None:
+            raise DockerError(f"{why}; the log of {self.name}:\n{self.logs()[-4000:]}")
 
 
 def run_command(
@@ -239,7 +242,7 @@ def run_command(
     return result
 
 
-def answers(cli: str) -> bool:
+def daemon_answers(cli: str) -> bool:
     """Whether a daemon answers the client (docker version needs the server)."""
     try:
         return run_command([cli, "version", "--format", "{{.Server.Version}}"], check=False, timeout=20).returncode == 0
@@ -251,7 +254,7 @@ def answers(cli: str) -> bool:
 def engine(state_dir: Path) -> Iterator[Engine]:
     """A Docker engine for the duration: the running one, else dockerd started here and stopped after."""
     cli = client()
-    if answers(cli):
+    if daemon_answers(cli):
         yield Engine(cli)
         return
     if os.geteuid() != 0:
@@ -268,13 +271,17 @@ def engine(state_dir: Path) -> Iterator[Engine]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    deadline = time.monotonic() + 60
-    while not answers(cli):
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            unavailable(f"dockerd did not start; its log:\n{log.read_text(errors='replace')[-3000:]}")
-        time.sleep(0.5)
+    why = poll_until(
+        lambda: daemon_answers(cli),
+        timeout=60,
+        interval=0.5,
+        timed_out="dockerd did not answer within 60 s",
+        gone=lambda: None if process.poll() is None else f"dockerd exited with {process.returncode}",
+    )
+    if why is not None:
+        process.kill()
+        unavailable(f"{why}; its log:\n{log.read_text(errors='replace')[-3000:]}")
     try:
-        yield Engine(cli, started=process)
+        yield Engine(cli)
     finally:
         stop(process, timeout=60)  # dockerd stops its containerd and leaves its state consistent

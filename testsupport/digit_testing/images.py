@@ -10,17 +10,21 @@ bundle that the image does not have itself (the check: `foreign_certificates`).
 from __future__ import annotations
 
 import base64
-import json
 import re
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from digit_release.manifest import read_manifest
 from digit_testing.docker import REPO, Engine
+from digit_testing.releases import SHIPPED
 from digit_testing.standins import Bases
 
 API_DOCKERFILE = REPO / "api" / "Dockerfile"
 FRONTEND_DOCKERFILE = REPO / "frontend" / "Dockerfile"
+# How compose.yaml and the pod specs run every container: read-only root, a tmpfs on /tmp, no
+# capabilities, no privilege escalation (`docker run` options).
+LOCKED_DOWN = ("--read-only", "--cap-drop=ALL", "--security-opt", "no-new-privileges", "--tmpfs", "/tmp")  # noqa: S108
 # Where Debian's update-ca-certificates takes a machine's own CAs from.
 LOCAL_CAS = Path("/usr/local/share/ca-certificates")
 PEM = re.compile(rb"-----BEGIN CERTIFICATE-----\s+(.+?)-----END CERTIFICATE-----", re.DOTALL)
@@ -77,7 +81,7 @@ def build(engine: Engine, bases: Bases, secret: Secret, *, version: str = "0.0.0
     """Both images, tagged with the run's id; the API's first (the frontend's build is seconds)."""
     images = ProjectImages(engine.run_id, secret)
     # The build arguments CI gives (deploy.yml), the model's version read as it reads it.
-    model_version = str(json.loads((REPO / "api" / "models" / "model.json").read_text())["version"])
+    model_version = read_manifest(SHIPPED).version
     common = {"VERSION": version, "REVISION": "test", "MODEL_VERSION": model_version, **bases.build_args()}
     engine.build(images.api, API_DOCKERFILE, build_args=common, secret=secret.bundle)
     engine.build(images.frontend, FRONTEND_DOCKERFILE, build_args=common, secret=secret.bundle)

@@ -34,13 +34,12 @@ import base64
 import http.client
 import re
 import socket
-import subprocess
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from digit_testing.docker import DockerError, Engine
+from digit_testing.docker import Container, DockerError, Engine
 
 # What `docker exec` takes to start a process, added to an exec probe's timeoutSeconds.
 EXEC_START = 0.5
@@ -147,6 +146,11 @@ class Translation:
     volumes: dict[str, int | None] = field(default_factory=dict)  # claim volume name -> fsGroup
 
 
+def _where(pod: Pod, container: Mapping[str, Any]) -> str:
+    """POD/CONTAINER, as errors name a container."""
+    return f"{pod.name}/{container['name']}"
+
+
 def _by_name(objects: Iterable[Mapping[str, Any]], kind: str, name: str) -> Mapping[str, Any] | None:
     return next((o for o in objects if o.get("kind") == kind and o["metadata"]["name"] == name), None)
 
@@ -162,7 +166,7 @@ def _expand(value: str, env: Mapping[str, str]) -> str:
 
 def environment(pod: Pod, container: Mapping[str, Any], objects: list[Mapping[str, Any]]) -> dict[str, str]:
     """The container's environment as the kubelet builds it; PodError for a reference it cannot resolve."""
-    where = f"{pod.name}/{container['name']}"
+    where = _where(pod, container)
     env: dict[str, str] = {}
 
     def source(ref: Mapping[str, Any], kind: str) -> dict[str, str] | None:
@@ -208,7 +212,7 @@ def environment(pod: Pod, container: Mapping[str, Any], objects: list[Mapping[st
 
 
 def _security(pod: Pod, container: Mapping[str, Any], image_user: str) -> list[str]:
-    where = f"{pod.name}/{container['name']}"
+    where = _where(pod, container)
     pod_context = pod.spec.get("securityContext", {})
     context = {**pod_context, **container.get("securityContext", {})}
     options: list[str] = []
@@ -261,7 +265,7 @@ def _resources(container: Mapping[str, Any]) -> list[str]:
 
 
 def _volumes(pod: Pod, container: Mapping[str, Any], prefix: str) -> tuple[list[str], dict[str, int | None]]:
-    where = f"{pod.name}/{container['name']}"
+    where = _where(pod, container)
     declared = {volume["name"]: volume for volume in pod.spec.get("volumes", [])}
     claims = {claim["metadata"]["name"] for claim in pod.workload["spec"].get("volumeClaimTemplates", [])}
     fs_group = pod.spec.get("securityContext", {}).get("fsGroup")
@@ -269,8 +273,6 @@ def _volumes(pod: Pod, container: Mapping[str, Any], prefix: str) -> tuple[list[
     made: dict[str, int | None] = {}
     for mount in container.get("volumeMounts", []):
         name, path = mount["name"], mount["mountPath"]
-        if mount.get("subPath"):
-            raise PodError(f"{where}: volumeMount {name} uses subPath, which this runner does not support")
         read_only = ",ro" if mount.get("readOnly") else ""
         if name in claims or "persistentVolumeClaim" in declared.get(name, {}):
             claim = name if name in claims else declared[name]["persistentVolumeClaim"]["claimName"]
@@ -315,7 +317,7 @@ def _aliases(pod: Pod, container: Mapping[str, Any], objects: list[Mapping[str, 
 
 
 def _refuse_unknown(pod: Pod, container: Mapping[str, Any]) -> None:
-    where = f"{pod.name}/{container['name']}"
+    where = _where(pod, container)
     checks: list[tuple[str, Iterable[str], set[str]]] = [
         ("pod spec", pod.spec, POD_FIELDS),
         ("container", container, CONTAINER_FIELDS),
@@ -352,8 +354,8 @@ def translate(
     image: Callable[[str], str] = str,
 ) -> Translation:
     """The `docker run` options, image and arguments for one container of a pod."""
-    if len(pod.spec.get("containers", [])) != 1 or pod.spec.get("initContainers"):
-        raise PodError(f"{pod.name}: pods of one container and no init containers only")
+    if len(pod.spec.get("containers", [])) != 1:
+        raise PodError(f"{pod.name}: pods of one container only")
     _refuse_unknown(pod, container)
     options = ["--hostname", pod.name]
     options += _security(pod, container, image_user)
@@ -394,7 +396,7 @@ class Running:
 
     @property
     def where(self) -> str:
-        return f"{self.pod.name}/{self.container['name']}"
+        return _where(self.pod, self.container)
 
 
 def _port(running: Running, port: int | str) -> int:
@@ -474,10 +476,10 @@ def await_probe(engine: Engine, running: Running, kind: str, deadline: float, pe
             continue
         successes = 0
         failures += 1
-        state = engine.inspect(running.docker_name)[0]["State"]
         if kind == "startupProbe" and failures >= threshold and period is None:
             raise PodError(f"{running.where}: startup probe failed {failures} times: {failure}")
         if time.monotonic() > deadline:
+            state = engine.inspect(running.docker_name)[0]["State"]
             raise PodError(f"{running.where}: {kind} still failing ({failure}); container {state['Status']}")
         time.sleep(every)
 
@@ -525,7 +527,7 @@ class Cluster:
             "run", "--detach", "--name", docker_name, "--network", self.network, "--label", self.engine.label,
             "--label", f"digit.pod={pod.name}", *translation.options, translation.image, *translation.arguments,
         )  # fmt: skip
-        address = self.engine.inspect(docker_name)[0]["NetworkSettings"]["Networks"][self.network]["IPAddress"]
+        address = Container(self.engine, docker_name).address(self.network)
         return Running(pod, container, docker_name, address, started)
 
     def _pull(self, image: str, policy: str | None) -> None:
@@ -548,7 +550,7 @@ class Cluster:
             self.engine(
                 "run", "--rm", "--user", "0", "--label", self.engine.label, "--network", "none",
                 "--entrypoint", "sh", "--mount", f"type=volume,source={volume},target=/volume", image,
-                "-c", f"chgrp -R {fs_group} /volume && chmod -R g+rwX /volume && chmod g+s /volume",
+                "-c", f"chgrp {fs_group} /volume && chmod g+rws /volume",
             )  # fmt: skip
 
     def wait_ready(self, timeout: float = 180, period: float | None = None) -> dict[str, float]:
@@ -559,19 +561,15 @@ class Cluster:
             try:
                 await_probe(self.engine, running, "startupProbe", deadline, period)
                 ready[running.where] = await_probe(self.engine, running, "readinessProbe", deadline, period)
-                liveness = running.container.get("livenessProbe")
-                if liveness:
-                    first = running.started + float(liveness.get("initialDelaySeconds", 0))
-                    time.sleep(max(0.0, first - time.monotonic()))
-                if liveness and (failure := probe_once(self.engine, running, liveness)):
-                    raise PodError(f"{running.where}: ready, but its liveness probe fails: {failure}")
+                # Once, after its delay: a deadline already passed makes the first failure final.
+                await_probe(self.engine, running, "livenessProbe", time.monotonic(), period)
             except PodError as error:
-                raise PodError(f"{error}\n--- its log:\n{self.logs(running)[-4000:]}") from None
+                raise PodError(f"{error}\n--- its log:\n{self.docker(running).logs()[-4000:]}") from None
         return ready
 
-    def logs(self, running: Running) -> str:
-        result = self.engine("logs", running.docker_name, check=False)
-        return result.stdout + result.stderr
+    def docker(self, running: Running) -> Container:
+        """The pod's container, to exec in (kubectl exec) or read the log of."""
+        return Container(self.engine, running.docker_name)
 
     def restarts(self) -> dict[str, int]:
         return {r.where: int(self.engine.inspect(r.docker_name)[0]["RestartCount"]) for r in self.running}
@@ -589,10 +587,3 @@ class Cluster:
         if volumes:
             self.engine("volume", "rm", *volumes, check=False)
         self.engine("network", "rm", self.network, check=False)
-
-
-def kubectl_exec(
-    engine: Engine, running: Running, *command: str, timeout: float = 30
-) -> subprocess.CompletedProcess[str]:
-    """A command inside a running pod's container (kubectl exec)."""
-    return engine("exec", running.docker_name, *command, timeout=timeout)

@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,19 +25,46 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, status: int = 200) -> None:
-    """Until `url` answers `status`; NotStarted (with the log's tail) if the process dies or time runs out."""
+def poll_until(
+    ready: Callable[[], bool],
+    *,
+    timeout: float,
+    timed_out: str = "timed out",
+    interval: float = 0.05,
+    gone: Callable[[], str | None] = lambda: None,
+) -> str | None:
+    """Ask `ready` every `interval` s: None once it says yes; else why not: what `gone` said (what
+    the caller waits on is gone) or, after `timeout` s, `timed_out`. A connection that fails
+    (httpx's TransportError) is a no."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise NotStarted(f"{process.args!r} exited with {process.returncode}; log:\n{log.read_text()[-3000:]}")
+    while True:
+        if (why := gone()) is not None:
+            return why
         try:
-            if httpx.get(url, timeout=1).status_code == status:
-                return
+            if ready():
+                return None
         except httpx.TransportError:
             pass
-        time.sleep(0.05)
-    raise NotStarted(f"{url} never answered {status}; log:\n{log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            return timed_out
+        time.sleep(interval)
+
+
+def answers(url: str, status: int = 200, timeout: float = 1) -> bool:
+    """Whether GET `url` answers `status` now."""
+    return httpx.get(url, timeout=timeout).status_code == status
+
+
+def wait_for(url: str, process: subprocess.Popen[bytes], log: Path, timeout: float = 30, status: int = 200) -> None:
+    """Until `url` answers `status`; NotStarted (with the log's tail) if the process dies or time runs out."""
+    why = poll_until(
+        lambda: answers(url, status),
+        timeout=timeout,
+        timed_out=f"{url} never answered {status}",
+        gone=lambda: None if process.poll() is None else f"{process.args!r} exited with {process.returncode}",
+    )
+    if why is not None:
+        raise NotStarted(f"{why}; log:\n{log.read_text()[-3000:]}")
 
 
 def stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:

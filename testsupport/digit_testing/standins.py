@@ -26,7 +26,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from digit_testing.docker import INSTALL, REPO, Engine, answers, find_client, run_command
+from digit_testing.docker import INSTALL, REPO, Engine, daemon_answers, find_client, run_command
 from digit_testing.tooling import require_tool, unavailable
 
 RECIPE = REPO / "testsupport" / "standins"
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
     if cli is None:
         print(f"no docker client: {INSTALL}", file=sys.stderr)
         return 2
-    if not answers(cli):
+    if not daemon_answers(cli):
         print(
             "no Docker engine answers: start one first (sudo dockerd &, or sudo systemctl start docker)",
             file=sys.stderr,

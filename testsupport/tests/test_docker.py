@@ -16,7 +16,7 @@ pytestmark = pytest.mark.docker
 
 
 def test_cleanup_removes_what_the_run_labelled_and_nothing_else(docker_engine: Engine, standin_bases: Bases) -> None:
-    run = replace(docker_engine, run_id=f"{docker_engine.run_id}-cleanup", started=None)
+    run = replace(docker_engine, run_id=f"{docker_engine.run_id}-cleanup")
     python = standin_bases.substitute("python:3.11.14-slim-bookworm")
     other = f"digit-unlabelled-{run.run_id}"
     run("network", "create", "--label", run.label, f"n-{run.run_id}")
