@@ -112,6 +112,7 @@ class Engine:
         build_args: Mapping[str, str] | None = None,
         target: str | None = None,
         secret: Path | None = None,
+        no_cache: bool = False,
         timeout: float = 900,
     ) -> None:
         """Build `dockerfile` with BuildKit as `tag` (labelled as this run's)."""
@@ -120,6 +121,8 @@ class Engine:
             command += ["--build-arg", f"{key}={value}"]
         if target:
             command += ["--target", target]
+        if no_cache:
+            command.append("--no-cache")
         # Docker's predefined proxy arguments: used by the build's RUNs, kept out of the image's history.
         for proxy in PROXY_VARIABLES:
             if os.environ.get(proxy):
